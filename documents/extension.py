@@ -1,0 +1,63 @@
+"""pgvector must be present, at 0.8 or newer (iterative index scans), on whatever server we use."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+REQUIRED = (0, 8)
+_checked_aliases: set[str] = set()
+
+
+def _version(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def pgvector_problem(*, available: str | None, installed: str | None) -> str | None:
+    """What is wrong with the server's pgvector, as an instruction; None when nothing is."""
+    wanted = ".".join(map(str, REQUIRED))
+    if available is None:
+        return (
+            f"The PostgreSQL server at DATABASE_URL has no pgvector extension. Install pgvector "
+            f"{wanted} or newer on it (Debian/Ubuntu: the postgresql-<major>-pgvector package; "
+            "Docker: the pgvector/pgvector image), or unset DATABASE_URL to use the embedded "
+            "server."
+        )
+    installed_version = _version(installed)
+    if (
+        installed_version is not None
+        and installed_version < REQUIRED
+        and _version(available) >= REQUIRED
+    ):
+        return (
+            f"pgvector {installed} is enabled in this database but {wanted} or newer is "
+            f"required; {available} is installed on the server: run "
+            f"ALTER EXTENSION vector UPDATE; as a superuser."
+        )
+    if _version(available) < REQUIRED:
+        return (
+            f"pgvector {available} is installed on the PostgreSQL server at DATABASE_URL, but "
+            f"{wanted} or newer is required: upgrade the server's pgvector package."
+        )
+    return None
+
+
+@receiver(connection_created)
+def pgvector_check(sender, connection, **kwargs):
+    if connection.alias in _checked_aliases:
+        return
+    from documents.models import AvailableExtension
+
+    row = (
+        AvailableExtension.objects.using(connection.alias)
+        .filter(name="vector")
+        .values_list("default_version", "installed_version")
+        .first()
+    )
+    problem = pgvector_problem(available=row and row[0], installed=row and row[1])
+    if problem:
+        raise ImproperlyConfigured(problem)
+    _checked_aliases.add(connection.alias)

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Cast
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from pgvector.django import HnswIndex, VectorField
+
+from documents.querysets import CollectionQuerySet, DocumentQuerySet
+
+
+class ReadACL(models.Model):
+    """Who may read: the owner, `view_document` grants, and everyone when open to staff.
+
+    `read_principals` is a denormalised copy of those facts (see accounts.selectors for the
+    encoding), rewritten by documents.services.read_acl_refresh in the same transaction as any
+    change to them, so that a single GIN-indexed array overlap answers "may this user read?"
+    inside the retrieval SQL.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    open_to_staff = models.BooleanField(
+        default=False, help_text="Every active signed-in user may read it."
+    )
+    read_principals = ArrayField(models.BigIntegerField(), default=list, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Collection(ReadACL):
+    """A named knowledge base; its read grants are inherited by all its documents."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+
+    objects = CollectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("view_document", "Can view the documents in this collection")]
+        indexes = [GinIndex(fields=["read_principals"], name="collection_read_principals")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(ReadACL):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PARSING = "parsing"
+        CHUNKING = "chunking"
+        EMBEDDING = "embedding"
+        READY = "ready"
+        FAILED = "failed"
+
+    collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="documents")
+    title = models.CharField(max_length=500)
+    source = models.CharField(max_length=1000, help_text="File name, path or URL it came from.")
+    external_id = models.CharField(
+        max_length=200, blank=True, help_text="Identifier in the system it was imported from."
+    )
+    content_type = models.CharField(max_length=200, blank=True)
+    sha256 = models.CharField(max_length=64, help_text="Of the current version's bytes.")
+    size = models.BigIntegerField(default=0, help_text="Bytes of the current version.")
+    language = models.CharField(max_length=35, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    status_changed_at = models.JSONField(
+        default=dict, editable=False, help_text="When the document last entered each status."
+    )
+    current_version = models.ForeignKey(
+        "DocumentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = DocumentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["collection", "sha256"], name="document_unique_content_per_collection"
+            ),
+            models.UniqueConstraint(
+                fields=["collection", "source"], name="document_unique_source_per_collection"
+            ),
+            models.UniqueConstraint(
+                fields=["collection", "external_id"],
+                condition=~Q(external_id=""),
+                name="document_unique_external_id_per_collection",
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["read_principals"], name="document_read_principals"),
+            models.Index(fields=["status"], name="document_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+def version_upload_path(version: DocumentVersion, filename: str) -> str:
+    return f"originals/{version.sha256[:2]}/{version.sha256}/{filename}"
+
+
+class DocumentVersion(models.Model):
+    """One upload of a document's bytes; only the document's current version is searchable."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    file = models.FileField(upload_to=version_upload_path, max_length=500)
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    content_type = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    embedding_model = models.CharField(
+        max_length=200, blank=True, help_text="Model that embedded this version's chunks."
+    )
+    embedding_dimensions = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["document", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "number"], name="version_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} v{self.number}"
+
+
+class Chunk(models.Model):
+    """A searchable passage of one document version, with enough provenance to cite it."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    version = models.ForeignKey(DocumentVersion, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    token_count = models.PositiveIntegerField()
+    heading_path = ArrayField(models.TextField(), default=list, blank=True)
+    page_start = models.PositiveIntegerField(null=True, blank=True)
+    page_end = models.PositiveIntegerField(null=True, blank=True)
+    char_start = models.PositiveIntegerField(null=True, blank=True)
+    char_end = models.PositiveIntegerField(null=True, blank=True)
+    # No fixed dimension on the column: each embedding model gets its own partial HNSW index
+    # over `embedding::vector(N)` (see migrations), so a model change never mixes dimensions.
+    embedding = VectorField(null=True, blank=True)
+    embedding_model = models.CharField(max_length=200, blank=True)
+    search_vector = SearchVectorField(null=True, editable=False)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["document", "version", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "version", "ordinal"], name="chunk_unique_ordinal"
+            ),
+        ]
+        indexes = [GinIndex(fields=["search_vector"], name="chunk_search_vector")]
+
+    def __str__(self) -> str:
+        return f"{self.document} v{self.version.number} #{self.ordinal}"
+
+
+class CollectionUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Collection, on_delete=models.CASCADE)
+
+
+class CollectionGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Collection, on_delete=models.CASCADE)
+
+
+class DocumentUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Document, on_delete=models.CASCADE)
+
+
+class DocumentGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Document, on_delete=models.CASCADE)
+
+
+class AvailableExtension(models.Model):
+    """PostgreSQL's catalog of installable extensions (read-only)."""
+
+    name = models.CharField(max_length=63, primary_key=True)
+    default_version = models.CharField(max_length=63, null=True)  # noqa: DJ001 (catalog NULLs)
+    installed_version = models.CharField(max_length=63, null=True)  # noqa: DJ001
+
+    class Meta:
+        managed = False
+        db_table = "pg_available_extensions"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.installed_version or self.default_version}"
+
+
+def embedding_index(*, model_name: str, dimensions: int) -> HnswIndex:
+    """The HNSW (cosine) index serving one embedding model's chunks.
+
+    Partial on `embedding_model`, over `embedding::vector(N)`: the retrieval query must filter
+    on the same model and cast to the same dimension to use it.
+    """
+    suffix = hashlib.sha256(f"{model_name}:{dimensions}".encode()).hexdigest()[:10]
+    return HnswIndex(
+        OpClass(Cast("embedding", VectorField(dimensions=dimensions)), name="vector_cosine_ops"),
+        name=f"chunk_hnsw_{suffix}",
+        condition=Q(embedding_model=model_name),
+        m=16,
+        ef_construction=64,
+    )

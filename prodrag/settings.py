@@ -1,0 +1,217 @@
+"""Django settings: every value comes from prodrag.config (defaults < TOML file < environment)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from psycopg.conninfo import conninfo_to_dict
+
+from prodrag.config import BASE_DIR, Config
+from prodrag.embedded_db import embedded_server_uri
+
+config = Config()
+
+
+def _project_path(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else BASE_DIR / path
+
+
+PRODUCTION = config["PRODRAG_ENV"] == "production"
+VAR_DIR = BASE_DIR / "var"
+
+# --- core ---------------------------------------------------------------------------------------
+
+DEBUG = config["PRODRAG_DEBUG"] if config["PRODRAG_DEBUG"] is not None else not PRODUCTION
+
+SECRET_KEY = config["PRODRAG_SECRET_KEY"]
+ALLOWED_HOSTS = config["PRODRAG_ALLOWED_HOSTS"]
+if PRODUCTION:
+    missing = [
+        name
+        for name, value in (
+            ("PRODRAG_SECRET_KEY", SECRET_KEY),
+            ("PRODRAG_ALLOWED_HOSTS", ALLOWED_HOSTS),
+        )
+        if not value
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            f"PRODRAG_ENV=production needs {' and '.join(missing)} in the environment."
+        )
+else:
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]
+    if not SECRET_KEY:
+        # One random key per development install, so sessions survive restarts.
+        key_file = VAR_DIR / "secret_key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(50))
+            key_file.chmod(0o600)
+        SECRET_KEY = key_file.read_text().strip()
+
+CSRF_TRUSTED_ORIGINS = config["PRODRAG_CSRF_TRUSTED_ORIGINS"]
+if config["PRODRAG_BEHIND_TLS_PROXY"]:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+_ssl_redirect = config["PRODRAG_SECURE_SSL_REDIRECT"]
+SECURE_SSL_REDIRECT = PRODUCTION if _ssl_redirect is None else _ssl_redirect
+_hsts = config["PRODRAG_HSTS_SECONDS"]
+SECURE_HSTS_SECONDS = (31_536_000 if PRODUCTION else 0) if _hsts is None else _hsts
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "guardian",
+    "rest_framework",
+    "accounts",
+    "documents",
+    "retrieval",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "prodrag.urls"
+WSGI_APPLICATION = "prodrag.wsgi.application"
+ASGI_APPLICATION = "prodrag.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -----------------------------------------------------------------------------------
+
+DATABASE_URL = config["DATABASE_URL"]
+PGDATA = _project_path(config["PRODRAG_PGDATA"])
+EMBEDDED_DATABASE = DATABASE_URL is None
+if EMBEDDED_DATABASE:
+    DATABASE_URL = embedded_server_uri(pgdata=PGDATA, dbname=config["PRODRAG_DB_NAME"])
+
+
+_POSTGRES_SCHEME = re.compile(r"^postgres(?:ql)?://")
+
+
+def _database_from_url(url: str) -> dict:
+    if not _POSTGRES_SCHEME.match(url):
+        raise ImproperlyConfigured("DATABASE_URL must start with postgresql:// or postgres://")
+    try:
+        params = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg raises ProgrammingError for malformed URLs
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from exc
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": params.pop("dbname", "postgres"),
+        "USER": params.pop("user", ""),
+        "PASSWORD": params.pop("password", ""),
+        "HOST": params.pop("host", ""),
+        "PORT": params.pop("port", ""),
+        "OPTIONS": params,
+        "CONN_MAX_AGE": config["PRODRAG_DB_CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- auth ---------------------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+# Anonymous visitors never read documents; guardian need not create an anonymous user row.
+ANONYMOUS_USER_NAME = None
+GUARDIAN_MONKEY_PATCH_USER = False
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# --- files --------------------------------------------------------------------------------------
+
+MEDIA_ROOT = _project_path(config["PRODRAG_MEDIA_ROOT"])
+MEDIA_URL = "/media/"
+STATIC_ROOT = _project_path(config["PRODRAG_STATIC_ROOT"])
+STATIC_URL = "/static/"
+STORAGES = {
+    "default": {"BACKEND": config["PRODRAG_FILE_STORAGE"]},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- retrieval ----------------------------------------------------------------------------------
+
+EMBEDDING_MODEL = config["PRODRAG_EMBEDDING_MODEL"]
+EMBEDDING_DIMENSIONS = config["PRODRAG_EMBEDDING_DIMENSIONS"]
+FTS_CONFIG = config["PRODRAG_FTS_CONFIG"]
+
+# --- background work ----------------------------------------------------------------------------
+
+# Unset: kombu's SQLAlchemy transport keeps the queue in the same database, through psycopg 3.
+CELERY_BROKER_URL = config["CELERY_BROKER_URL"] or "sqla+" + _POSTGRES_SCHEME.sub(
+    "postgresql+psycopg://", DATABASE_URL
+)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+
+# --- i18n ---------------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = config["PRODRAG_TIME_ZONE"]
+USE_I18N = True
+USE_TZ = True
+
+# --- logging ------------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"prodrag": {"level": config["PRODRAG_LOG_LEVEL"].upper(), "propagate": True}},
+}
