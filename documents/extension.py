@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
@@ -47,7 +48,9 @@ def pgvector_problem(*, available: str | None, installed: str | None) -> str | N
 
 @receiver(connection_created)
 def pgvector_check(sender, connection, **kwargs):
-    if connection.alias in _checked_aliases:
+    # Django's short-lived maintenance connections (creating the test database) have no
+    # registered alias; the configured connection is checked when it first connects.
+    if connection.alias in _checked_aliases or connection.alias not in connections.settings:
         return
     from documents.models import AvailableExtension
 

@@ -6,15 +6,19 @@ from collections.abc import Iterable
 from pathlib import PurePath
 
 import filetype
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
+from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.db import IntegrityError, transaction
+from django.db.models import F, Func, TextField, Value
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import ALL_STAFF, group_principal, user_principal
 from documents.models import (
+    Chunk,
     Collection,
     CollectionGroupObjectPermission,
     CollectionUserObjectPermission,
@@ -142,3 +146,17 @@ def document_create(
             raise  # a different constraint (the same source name with other bytes)
         return existing, False
     return document, True
+
+
+def chunk_search_vectors_refresh(*, version: DocumentVersion) -> int:
+    """Compute the stored full-text vectors of a version's chunks: the document title weighs
+    most (A), then the heading path (B), then the passage text (D). Returns rows updated."""
+    config = settings.FTS_CONFIG
+    headings = Func(
+        F("heading_path"), Value(" "), function="array_to_string", output_field=TextField()
+    )
+    return Chunk.objects.filter(version=version).update(
+        search_vector=SearchVector(Value(version.document.title), weight="A", config=config)
+        + SearchVector(headings, weight="B", config=config)
+        + SearchVector("text", weight="D", config=config)
+    )

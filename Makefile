@@ -1,0 +1,66 @@
+# The two commands: `make up` and `make test`. Everything lives in .venv and var/.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TEST_PGDATA := $(CURDIR)/var/test-pgdata
+# Where a CPU build of torch comes from, if not from PyPI or pip's configured find-links, e.g.
+#   make up TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
+.PHONY: install up down test format
+
+# Polls the login page until gunicorn answers (or its log explains why not), then prints the URL.
+define WAIT_FOR_WEB
+import sys, time, urllib.request
+from prodrag.config import Config
+url = "http://" + Config()["PRODRAG_BIND"] + "/admin/"
+for _ in range(120):
+    try:
+        urllib.request.urlopen(url + "login/", timeout=2)
+        break
+    except OSError:
+        time.sleep(0.5)
+else:
+    sys.exit("the web server did not answer; see var/log/web.log")
+print("prodrag is up: " + url)
+endef
+export WAIT_FOR_WEB
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@# torch first and pinned: an unpinned torch (or torchvision) pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.lock
+	touch $(STAMP)
+
+up: install
+	mkdir -p var/log var/run
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@$(PY) manage.py admin_bootstrap > var/run/login.txt
+	@if [ -f var/run/web.pid ] && kill -0 $$(cat var/run/web.pid) 2>/dev/null; then \
+		echo "web server already running (pid $$(cat var/run/web.pid))"; \
+	else \
+		$(VENV)/bin/gunicorn --config prodrag/gunicorn.conf.py --daemon; \
+	fi
+	@$(PY) -c "$$WAIT_FOR_WEB"
+	@cat var/run/login.txt; rm -f var/run/login.txt
+
+down:
+	@if [ -f var/run/web.pid ]; then kill $$(cat var/run/web.pid) 2>/dev/null || true; \
+		while [ -f var/run/web.pid ]; do sleep 0.2; done; echo "web server stopped"; fi
+	@if [ -x $(PY) ]; then $(PY) -m prodrag.embedded_db stop; fi
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	PRODRAG_PGDATA=$(TEST_PGDATA) $(VENV)/bin/pytest; status=$$?; \
+		$(PY) -m prodrag.embedded_db stop --pgdata $(TEST_PGDATA) >/dev/null; exit $$status
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .

@@ -1,0 +1,100 @@
+"""A knowledge manager, in the admin: create a collection, add a document, grant a group."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from documents.models import Collection, Document
+from tests.accounts.factories import GroupFactory, UserFactory
+from tests.documents.factories import DocumentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def knowledge_manager(client):
+    manager = UserFactory(username="km", is_staff=True)
+    manager.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="documents",
+            codename__in=[
+                "add_collection",
+                "change_collection",
+                "view_collection",
+                "add_document",
+                "change_document",
+                "view_document",
+            ],
+        )
+    )
+    client.force_login(manager)
+    return manager
+
+
+def test_manager_creates_collection_adds_document_and_grants_a_group(client, knowledge_manager):
+    staff_member = UserFactory(username="sam")
+    hr = GroupFactory(name="hr")
+    staff_member.groups.add(hr)
+
+    response = client.post(
+        reverse("admin:documents_collection_add"),
+        {"name": "HR policies", "description": "", "owner": knowledge_manager.pk},
+    )
+    assert response.status_code == 302, response.content
+    collection = Collection.objects.get(name="HR policies")
+
+    response = client.post(
+        reverse("admin:documents_document_add"),
+        {
+            "collection": collection.pk,
+            "title": "Leave policy",
+            "metadata": "{}",
+            "upload": SimpleUploadedFile("leave.md", b"# Leave\n\nTwenty days a year."),
+        },
+    )
+    assert response.status_code == 302, response.content
+    document = Document.objects.get(title="Leave policy")
+    assert document.current_version.file.read() == b"# Leave\n\nTwenty days a year."
+    assert not Document.objects.visible_to(staff_member).filter(pk=document.pk).exists()
+
+    permissions_url = reverse("admin:documents_document_permissions", args=[document.pk])
+    response = client.post(permissions_url, {"group": "hr", "submit_manage_group": "1"})
+    assert response.status_code == 302
+    response = client.post(response.url, {"permissions": ["view_document"]})
+    assert response.status_code == 302
+
+    assert Document.objects.visible_to(staff_member).filter(pk=document.pk).exists()
+
+
+def test_admin_lists_only_documents_the_manager_may_read(client, knowledge_manager):
+    mine = DocumentFactory(owner=knowledge_manager, title="Mine")
+    DocumentFactory(title="Someone else's")
+    response = client.get(reverse("admin:documents_document_changelist"))
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [mine]
+
+
+def test_uploading_the_same_file_again_shows_the_existing_document(client, knowledge_manager):
+    collection = Collection.objects.create(name="Handbook", owner=knowledge_manager)
+    for title in ("First", "Second"):
+        response = client.post(
+            reverse("admin:documents_document_add"),
+            {
+                "collection": collection.pk,
+                "title": title,
+                "metadata": "{}",
+                "upload": SimpleUploadedFile("handbook.txt", b"identical"),
+            },
+            follow=True,
+        )
+        assert response.status_code == 200
+    assert list(Document.objects.values_list("title", flat=True)) == ["First"]
+    assert "already in this collection" in response.content.decode()
+
+
+def test_document_pages_of_forbidden_documents_are_not_found(client, knowledge_manager):
+    hidden = DocumentFactory(title="Hidden")
+    response = client.get(reverse("admin:documents_document_change", args=[hidden.pk]))
+    assert response.status_code == 302  # the admin redirects unknown objects to its index
+    assert "Hidden" not in client.get(response.url, follow=True).content.decode()

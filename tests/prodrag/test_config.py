@@ -1,0 +1,135 @@
+"""Configuration layering: built-in defaults < TOML file < environment; secrets only from env."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from prodrag.config import BASE_DIR, SETTINGS, Config, settings_table
+
+
+@pytest.fixture
+def toml(tmp_path):
+    def write(text: str) -> dict[str, str]:
+        path = tmp_path / "prodrag.toml"
+        path.write_text(text)
+        return {"PRODRAG_CONFIG": str(path)}
+
+    return write
+
+
+def test_defaults_apply_when_nothing_is_set(toml):
+    config = Config(toml(""))
+    assert config["PRODRAG_FTS_CONFIG"] == "english"
+    assert config["PRODRAG_EMBEDDING_DIMENSIONS"] == 384
+    assert config["PRODRAG_PGDATA"] == "var/pgdata"
+    assert config["DATABASE_URL"] is None
+
+
+def test_file_overrides_default_and_environment_overrides_file(toml):
+    env = toml('fts_config = "simple"\nembedding_dimensions = 768\nallowed_hosts = ["a", "b"]\n')
+    from_file = Config(env)
+    assert from_file["PRODRAG_FTS_CONFIG"] == "simple"
+    assert from_file["PRODRAG_EMBEDDING_DIMENSIONS"] == 768
+    assert from_file["PRODRAG_ALLOWED_HOSTS"] == ["a", "b"]
+    from_env = Config(env | {"PRODRAG_FTS_CONFIG": "german", "PRODRAG_ALLOWED_HOSTS": "c, d"})
+    assert from_env["PRODRAG_FTS_CONFIG"] == "german"
+    assert from_env["PRODRAG_ALLOWED_HOSTS"] == ["c", "d"]
+    assert from_env["PRODRAG_EMBEDDING_DIMENSIONS"] == 768
+
+
+def test_secret_in_the_file_is_refused(toml):
+    with pytest.raises(ImproperlyConfigured, match="PRODRAG_SECRET_KEY"):
+        Config(toml('secret_key = "abc"\n'))
+
+
+def test_unknown_key_in_the_file_is_refused(toml):
+    with pytest.raises(ImproperlyConfigured, match="unknown setting 'embeding_model'"):
+        Config(toml('embeding_model = "typo"\n'))
+
+
+def test_invalid_toml_is_reported_with_its_path(toml):
+    with pytest.raises(ImproperlyConfigured, match="not valid TOML"):
+        Config(toml("debug = \n"))
+
+
+def test_named_config_file_must_exist(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="does not exist"):
+        Config({"PRODRAG_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_secret_from_a_file_variable(tmp_path):
+    secret = tmp_path / "key"
+    secret.write_text("s3cret-value\n")
+    assert Config({"PRODRAG_SECRET_KEY_FILE": str(secret)})["PRODRAG_SECRET_KEY"] == "s3cret-value"
+    # The variable itself wins over the file.
+    both = {"PRODRAG_SECRET_KEY_FILE": str(secret), "PRODRAG_SECRET_KEY": "direct"}
+    assert Config(both)["PRODRAG_SECRET_KEY"] == "direct"
+
+
+def test_unreadable_secret_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL_FILE: cannot read"):
+        Config({"DATABASE_URL_FILE": str(tmp_path / "nope")})["DATABASE_URL"]
+
+
+def test_bad_values_name_the_setting_and_origin():
+    with pytest.raises(ImproperlyConfigured, match=r"PRODRAG_DEBUG \(from the environment\)"):
+        Config({"PRODRAG_DEBUG": "maybe"})["PRODRAG_DEBUG"]
+    with pytest.raises(ImproperlyConfigured, match="PRODRAG_ENV"):
+        Config({"PRODRAG_ENV": "staging"})["PRODRAG_ENV"]
+
+
+def test_readme_lists_every_setting_once_as_rendered():
+    readme = (BASE_DIR / "README.md").read_text()
+    assert settings_table() in readme
+    for setting in SETTINGS:
+        assert readme.count(f"| `{setting.name}` |") == 1
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PRODRAG_SECRET")}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_refuses_to_start_without_secret_key_and_hosts():
+    result = _manage("check", PRODRAG_ENV="production")
+    assert result.returncode != 0
+    assert "PRODRAG_SECRET_KEY and PRODRAG_ALLOWED_HOSTS" in result.stderr
+
+
+def test_production_deploy_check_reports_nothing():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "DEBUG",
+        PRODRAG_ENV="production",
+        PRODRAG_SECRET_KEY="x7#Lq" * 12,
+        PRODRAG_ALLOWED_HOSTS="rag.example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_no_missing_migrations():
+    result = _manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_development_secret_key_is_generated_once_and_kept():
+    key_file = Path(BASE_DIR / "var" / "secret_key")
+    assert _manage("check").returncode == 0
+    first = key_file.read_text()
+    assert _manage("check").returncode == 0
+    assert key_file.read_text() == first and len(first) >= 50

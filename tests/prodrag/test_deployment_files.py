@@ -1,0 +1,46 @@
+"""docker-compose.yml and the Dockerfile, checked statically (no Docker engine runs here)."""
+
+import re
+
+import yaml
+
+from prodrag.config import BASE_DIR
+
+
+def _compose() -> dict:
+    return yaml.safe_load((BASE_DIR / "docker-compose.yml").read_text())
+
+
+def test_compose_runs_pgvector_0_8_redis_web_and_worker():
+    services = _compose()["services"]
+    assert {"db", "redis", "migrate", "web", "worker"} <= set(services)
+    tag = re.fullmatch(r"pgvector/pgvector:(\d+)\.(\d+)\.\d+-pg\d+", services["db"]["image"])
+    assert tag and (int(tag[1]), int(tag[2])) >= (0, 8)
+    for name in ("web", "worker", "migrate"):
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgresql://prodrag:")
+        assert environment["DATABASE_URL"].endswith("@db:5432/prodrag")
+        assert environment["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+    for name in ("db", "redis", "web"):
+        assert "healthcheck" in services[name]
+    assert services["web"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )
+
+
+def test_compose_commands_name_things_that_exist():
+    services = _compose()["services"]
+    assert services["worker"]["command"][:3] == ["celery", "--app", "prodrag"]
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    config_path = re.search(r'"--config", "([^"]+)"', dockerfile)[1]
+    assert (BASE_DIR / config_path).is_file()
+
+
+def test_dockerfile_is_multi_stage_non_root_with_cpu_torch_pinned_as_locked():
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    assert len(re.findall(r"^FROM ", dockerfile, re.MULTILINE)) == 2
+    assert re.search(r"^USER prodrag$", dockerfile, re.MULTILINE)
+    locked = (BASE_DIR / "requirements.lock").read_text().splitlines()
+    torch = next(line for line in locked if line.startswith("torch=="))
+    assert torch in dockerfile and "whl/cpu" in dockerfile
+    assert not any(line.startswith(("torchvision", "nvidia-")) for line in locked)
