@@ -65,6 +65,10 @@ def test_manager_creates_collection_adds_document_and_grants_a_group(client, kno
     assert response.status_code == 302
 
     assert Document.objects.visible_to(staff_member).filter(pk=document.pk).exists()
+    page = client.get(permissions_url)
+    assert page.status_code == 200
+    granted = {group.name: perms for group, perms in page.context["groups_perms"].items()}
+    assert granted == {"hr": ["view_document"]}
 
 
 def test_admin_lists_only_documents_the_manager_may_read(client, knowledge_manager):
