@@ -6,6 +6,7 @@ import re
 import secrets
 from pathlib import Path
 
+import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
@@ -132,7 +133,7 @@ def _database_from_url(url: str) -> dict:
         raise ImproperlyConfigured("DATABASE_URL must start with postgresql:// or postgres://")
     try:
         params = conninfo_to_dict(url)
-    except Exception as exc:  # psycopg raises ProgrammingError for malformed URLs
+    except psycopg.ProgrammingError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from exc
     return {
         "ENGINE": "django.db.backends.postgresql",

@@ -122,6 +122,12 @@ def test_production_deploy_check_reports_nothing():
     assert "System check identified no issues (0 silenced)." in result.stdout
 
 
+def test_database_url_of_another_kind_is_refused_with_a_message():
+    result = _manage("check", DATABASE_URL="mysql://root@localhost/prodrag")
+    assert result.returncode != 0
+    assert "DATABASE_URL must start with postgresql://" in result.stderr
+
+
 def test_no_missing_migrations():
     result = _manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
