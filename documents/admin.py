@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from guardian.admin import GuardedModelAdmin
 
 from documents.models import Chunk, Collection, Document, DocumentVersion
-from documents.services import document_create
+from documents.services import UploadOutcome, document_create
 
 
 class VisibleOnlyAdmin(GuardedModelAdmin):
@@ -104,7 +104,7 @@ class DocumentAdmin(VisibleOnlyAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        document, created = document_create(
+        document, outcome = document_create(
             collection=form.cleaned_data["collection"],
             owner=request.user,
             upload=form.cleaned_data["upload"],
@@ -112,8 +112,14 @@ class DocumentAdmin(VisibleOnlyAdmin):
             metadata=form.cleaned_data["metadata"],
             open_to_staff=form.cleaned_data["open_to_staff"],
         )
-        if not created:
+        if outcome == UploadOutcome.UNCHANGED:
             messages.info(request, f"The same file is already in this collection as “{document}”.")
+        elif outcome == UploadOutcome.NEW_VERSION:
+            messages.info(
+                request,
+                f"“{document.source}” was already in this collection: the upload is its "
+                f"version {document.current_version.number}.",
+            )
         obj.pk = document.pk
         obj.refresh_from_db()
 

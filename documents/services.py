@@ -11,8 +11,8 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
-from django.db import IntegrityError, transaction
-from django.db.models import F, Func, TextField, Value
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Func, Max, TextField, Value
 from django.utils import timezone
 
 from accounts.models import User
@@ -94,6 +94,12 @@ def content_type_detect(*, name: str, head: bytes) -> str:
     return filetype.guess_mime(head) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
+class UploadOutcome(models.TextChoices):
+    CREATED = "created"
+    UNCHANGED = "unchanged"
+    NEW_VERSION = "new_version"
+
+
 def document_create(
     *,
     collection: Collection,
@@ -103,49 +109,116 @@ def document_create(
     source: str = "",
     metadata: dict | None = None,
     open_to_staff: bool = False,
-) -> tuple[Document, bool]:
-    """Store an upload as a new pending document with its first version; returns
-    (document, created). Identical bytes already in the collection return that document:
-    the (collection, sha256) unique constraint decides, not a pre-check.
+) -> tuple[Document, UploadOutcome]:
+    """Store an upload in a collection. Identical bytes already there return that document
+    (UNCHANGED); new bytes from a source already there become its next version (NEW_VERSION);
+    anything else is a new pending document with version 1 (CREATED). The unique constraints
+    on (collection, sha256) and (collection, source) decide, not a pre-check.
 
-    Locks: none beyond the inserted rows (a savepoint around the insert absorbs the conflict).
+    Locks: a savepoint around the insert absorbs a conflict; a new version locks the document
+    row (see document_version_add).
     """
     name = PurePath(upload.name or "upload").name
+    source = source or name
     sha256, size, head = _content_digest(upload)
     content_type = content_type_detect(name=name, head=head)
-    now = timezone.now()
     try:
         with transaction.atomic():
             document = Document.objects.create(
                 collection=collection,
                 owner=owner,
                 title=title or name,
-                source=source or name,
+                source=source,
                 content_type=content_type,
                 sha256=sha256,
                 size=size,
                 metadata=metadata or {},
                 open_to_staff=open_to_staff,
-                status_changed_at={Document.Status.PENDING: now.isoformat()},
+                status_changed_at={Document.Status.PENDING: timezone.now().isoformat()},
             )
-            version = DocumentVersion(
+            _version_store(
                 document=document,
                 number=1,
-                sha256=sha256,
-                size=size,
-                content_type=content_type,
-                created_by=owner,
+                upload=upload,
+                name=name,
+                digest=(sha256, size, content_type),
+                by=owner,
             )
-            version.file.save(name, upload, save=False)
-            version.save()
-            document.current_version = version
-            document.save(update_fields=["current_version", "updated_at"])
     except IntegrityError:
         existing = Document.objects.filter(collection=collection, sha256=sha256).first()
-        if existing is None:
-            raise  # a different constraint (the same source name with other bytes)
-        return existing, False
-    return document, True
+        if existing is not None:
+            return existing, UploadOutcome.UNCHANGED
+        document = Document.objects.get(collection=collection, source=source)
+        document_version_add(document=document, upload=upload, by=owner)
+        document.refresh_from_db()
+        return document, UploadOutcome.NEW_VERSION
+    return document, UploadOutcome.CREATED
+
+
+def document_version_add(*, document: Document, upload: File, by: User) -> DocumentVersion:
+    """Make an upload the document's current version; it becomes pending again, and its older
+    versions stay listed.
+
+    Locks: the document row (`SELECT ... FOR UPDATE`), so concurrent uploads get distinct
+    version numbers.
+    """
+    with transaction.atomic():
+        document = Document.objects.select_for_update().get(pk=document.pk)
+        number = (document.versions.aggregate(last=Max("number"))["last"] or 0) + 1
+        name = PurePath(upload.name or "upload").name
+        sha256, size, head = _content_digest(upload)
+        content_type = content_type_detect(name=name, head=head)
+        return _version_store(
+            document=document,
+            number=number,
+            upload=upload,
+            name=name,
+            digest=(sha256, size, content_type),
+            by=by,
+        )
+
+
+def _version_store(
+    *,
+    document: Document,
+    number: int,
+    upload: File,
+    name: str,
+    digest: tuple[str, int, str],
+    by: User,
+) -> DocumentVersion:
+    """Save the bytes as version `number` and make it current; `digest` is (sha256, size,
+    content type) of the upload, computed once by the caller."""
+    sha256, size, content_type = digest
+    version = DocumentVersion(
+        document=document,
+        number=number,
+        sha256=sha256,
+        size=size,
+        content_type=content_type,
+        created_by=by,
+    )
+    version.file.save(name, upload, save=False)
+    version.save()
+    document.current_version = version
+    document.sha256, document.size, document.content_type = sha256, size, content_type
+    document.status, document.error = Document.Status.PENDING, ""
+    document.status_changed_at = document.status_changed_at | {
+        Document.Status.PENDING: timezone.now().isoformat()
+    }
+    document.save(
+        update_fields=[
+            "current_version",
+            "sha256",
+            "size",
+            "content_type",
+            "status",
+            "error",
+            "status_changed_at",
+            "updated_at",
+        ]
+    )
+    return version
 
 
 def chunk_search_vectors_refresh(*, version: DocumentVersion) -> int:

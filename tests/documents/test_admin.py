@@ -97,6 +97,24 @@ def test_uploading_the_same_file_again_shows_the_existing_document(client, knowl
     assert "already in this collection" in response.content.decode()
 
 
+def test_uploading_new_bytes_under_a_known_name_adds_a_version(client, knowledge_manager):
+    collection = Collection.objects.create(name="Handbook", owner=knowledge_manager)
+    for content in (b"first edition", b"second edition"):
+        response = client.post(
+            reverse("admin:documents_document_add"),
+            {
+                "collection": collection.pk,
+                "metadata": "{}",
+                "upload": SimpleUploadedFile("handbook.txt", content),
+            },
+            follow=True,
+        )
+        assert response.status_code == 200
+    document = Document.objects.get()
+    assert document.current_version.number == 2
+    assert "is its version 2" in response.content.decode()
+
+
 def test_document_pages_of_forbidden_documents_are_not_found(client, knowledge_manager):
     hidden = DocumentFactory(title="Hidden")
     response = client.get(reverse("admin:documents_document_change", args=[hidden.pk]))

@@ -9,7 +9,7 @@ from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
 from documents.models import Chunk, Document
-from documents.services import chunk_search_vectors_refresh, document_create
+from documents.services import UploadOutcome, chunk_search_vectors_refresh, document_create
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import (
     ChunkFactory,
@@ -25,13 +25,13 @@ PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 def test_identical_bytes_in_one_collection_return_the_existing_document():
     collection, owner = CollectionFactory(), UserFactory()
-    first, created = document_create(
+    first, outcome = document_create(
         collection=collection, owner=owner, upload=ContentFile(b"same bytes", name="a.txt")
     )
-    again, created_again = document_create(
+    again, outcome_again = document_create(
         collection=collection, owner=owner, upload=ContentFile(b"same bytes", name="b.txt")
     )
-    assert (created, created_again) == (True, False)
+    assert (outcome, outcome_again) == (UploadOutcome.CREATED, UploadOutcome.UNCHANGED)
     assert again.pk == first.pk
     assert Document.objects.filter(collection=collection).count() == 1
 
@@ -40,8 +40,8 @@ def test_identical_bytes_in_another_collection_make_a_new_document():
     owner = UserFactory()
     upload = ContentFile(b"same bytes", name="a.txt")
     first, _ = document_create(collection=CollectionFactory(), owner=owner, upload=upload)
-    second, created = document_create(collection=CollectionFactory(), owner=owner, upload=upload)
-    assert created and second.pk != first.pk
+    second, outcome = document_create(collection=CollectionFactory(), owner=owner, upload=upload)
+    assert outcome == UploadOutcome.CREATED and second.pk != first.pk
 
 
 def test_created_document_keeps_its_bytes_as_version_one():
@@ -69,6 +69,23 @@ def test_text_without_magic_bytes_is_typed_by_its_name():
         upload=ContentFile(b"# Title\n\nbody", name="notes.md"),
     )
     assert document.content_type == "text/markdown"
+
+
+def test_new_bytes_from_a_known_source_become_its_next_version():
+    collection, owner = CollectionFactory(), UserFactory()
+    first, _ = document_create(
+        collection=collection, owner=owner, upload=ContentFile(b"v1 text", name="policy.txt")
+    )
+    Document.objects.filter(pk=first.pk).update(status=Document.Status.READY)
+    second, outcome = document_create(
+        collection=collection, owner=owner, upload=ContentFile(b"v2 text!", name="policy.txt")
+    )
+    assert outcome == UploadOutcome.NEW_VERSION and second.pk == first.pk
+    assert second.current_version.number == 2
+    assert second.current_version.file.read() == b"v2 text!"
+    assert (second.size, second.status) == (8, Document.Status.PENDING)
+    assert list(second.versions.values_list("number", "size")) == [(2, 8), (1, 7)]
+    assert Document.objects.filter(collection=collection).count() == 1
 
 
 def test_source_is_unique_per_collection():
