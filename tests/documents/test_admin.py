@@ -39,7 +39,14 @@ def test_manager_creates_collection_adds_document_and_grants_a_group(client, kno
 
     response = client.post(
         reverse("admin:documents_collection_add"),
-        {"name": "HR policies", "description": "", "owner": knowledge_manager.pk},
+        {
+            "name": "HR policies",
+            "description": "",
+            "owner": knowledge_manager.pk,
+            "chunking": "structure",
+            "chunk_tokens": 200,
+            "chunk_overlap": 32,
+        },
     )
     assert response.status_code == 302, response.content
     collection = Collection.objects.get(name="HR policies")

@@ -136,7 +136,7 @@ def test_title_and_headings_outrank_body_text_in_full_text_search():
         text="Employees may take parental leave; apply four weeks ahead.",
     )
     for chunk in (in_title, in_heading, in_body):
-        chunk_search_vectors_refresh(version=chunk.version)
+        chunk_search_vectors_refresh(version_ids=[chunk.version_id])
     query = SearchQuery("parental leave", search_type="websearch", config="english")
     ranked = list(
         Chunk.objects.filter(search_vector=query)

@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from documents.models import Collection, Document
+from documents.services import documents_reprocess
+
+
+class Command(BaseCommand):
+    help = (
+        "Process a collection's documents again (after a change of chunking or parser), or with "
+        "--failed only its failed ones."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--collection", required=True)
+        parser.add_argument("--failed", action="store_true", help="Only failed documents.")
+
+    def handle(self, *args, collection, failed, **options):
+        if not Collection.objects.filter(name=collection).exists():
+            raise CommandError(f"No collection named {collection!r}.")
+        documents = Document.objects.filter(collection__name=collection)
+        if failed:
+            documents = documents.filter(status=Document.Status.FAILED)
+        count = documents_reprocess(documents=documents)
+        self.stdout.write(f"{count} document(s) of {collection!r} queued for processing.")

@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from documents.models import Collection
+from documents.selectors import documents_embedded_otherwise
+from documents.services import documents_reprocess
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-embed, with the configured embedding model, a collection's documents whose passages "
+        "were embedded by another model."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--collection", required=True)
+
+    def handle(self, *args, collection, **options):
+        found = Collection.objects.filter(name=collection).first()
+        if found is None:
+            raise CommandError(f"No collection named {collection!r}.")
+        count = documents_reprocess(documents=documents_embedded_otherwise(collection=found))
+        self.stdout.write(f"{count} document(s) of {collection!r} queued for re-embedding.")
