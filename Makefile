@@ -7,6 +7,8 @@ TEST_PGDATA := $(CURDIR)/var/test-pgdata
 # Where a CPU build of torch comes from, if not from PyPI or pip's configured find-links, e.g.
 #   make up TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
+# Worker processes; each embeds with all cores, so more than one rarely helps on a small machine.
+WORKER_CONCURRENCY ?= 1
 
 .PHONY: install up down test format
 
@@ -47,12 +49,23 @@ up: install
 	else \
 		$(VENV)/bin/gunicorn --config prodrag/gunicorn.conf.py --daemon; \
 	fi
+	@if [ -f var/run/worker.pid ] && kill -0 $$(cat var/run/worker.pid) 2>/dev/null; then \
+		echo "worker already running (pid $$(cat var/run/worker.pid))"; \
+	else \
+		$(VENV)/bin/celery -A prodrag worker --beat --concurrency $(WORKER_CONCURRENCY) \
+			--loglevel INFO --detach --pidfile var/run/worker.pid \
+			--logfile var/log/worker.log; \
+	fi
+	@$(PY) manage.py load_sample
 	@$(PY) -c "$$WAIT_FOR_WEB"
 	@cat var/run/login.txt; rm -f var/run/login.txt
 
 down:
 	@if [ -f var/run/web.pid ]; then kill $$(cat var/run/web.pid) 2>/dev/null || true; \
 		while [ -f var/run/web.pid ]; do sleep 0.2; done; echo "web server stopped"; fi
+	@# TERM lets the worker finish its current task (warm shutdown) before it exits.
+	@if [ -f var/run/worker.pid ]; then kill $$(cat var/run/worker.pid) 2>/dev/null || true; \
+		while [ -f var/run/worker.pid ]; do sleep 0.2; done; echo "worker stopped"; fi
 	@if [ -x $(PY) ]; then $(PY) -m prodrag.embedded_db stop; fi
 
 test: install

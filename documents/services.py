@@ -702,11 +702,12 @@ def _documents_fail(documents: list[Document], error: str | None = None) -> None
 
 
 def collection_for_loading(
-    *, name: str, owner_username: str | None, grant_group: str | None
+    *, name: str, owner_username: str | None, grant_group: str | None, open_to_staff: bool
 ) -> tuple[Collection, bool]:
     """The collection a bulk load goes to, created if new (owned by `owner_username`, or the
-    first superuser), with `view_document` granted to `grant_group` when given. Returns the
-    collection and whether it was created. Raises ValueError naming what is missing."""
+    first superuser), with `view_document` granted to `grant_group` and opened to all staff
+    when asked. Returns the collection and whether it was created. Raises ValueError naming
+    what is missing."""
     owner = None
     if owner_username:
         owner = User.objects.filter(username=owner_username).first()
@@ -724,7 +725,12 @@ def collection_for_loading(
             owner = owner or User.objects.filter(is_superuser=True).order_by("pk").first()
             if owner is None:
                 raise ValueError("No owner for the new collection: pass --owner USERNAME.")
-            collection = Collection.objects.create(name=name, owner=owner)
+            collection = Collection.objects.create(
+                name=name, owner=owner, open_to_staff=open_to_staff
+            )
+        elif open_to_staff and not collection.open_to_staff:
+            collection.open_to_staff = True
+            collection.save(update_fields=["open_to_staff", "updated_at"])
         if group is not None:
             assign_perm("documents.view_document", group, collection)
     return collection, created

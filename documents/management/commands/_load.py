@@ -15,10 +15,22 @@ from documents.services import (
 
 
 class LoadCommand(BaseCommand):
+    default_collection: str | None = None
+
     def add_arguments(self, parser):
-        parser.add_argument("--collection", required=True, help="Collection name (created if new).")
+        parser.add_argument(
+            "--collection",
+            required=self.default_collection is None,
+            default=self.default_collection,
+            help="Collection name (created if new).",
+        )
         parser.add_argument("--owner", help="Owner of a new collection (default: first superuser).")
         parser.add_argument("--grant-group", help="Group that may read the collection's documents.")
+        parser.add_argument(
+            "--open-to-staff",
+            action="store_true",
+            help="Let every active signed-in user read the collection's documents.",
+        )
         parser.add_argument(
             "--sync",
             action="store_true",
@@ -32,6 +44,7 @@ class LoadCommand(BaseCommand):
                 name=options["collection"],
                 owner_username=options["owner"],
                 grant_group=options["grant_group"],
+                open_to_staff=options["open_to_staff"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

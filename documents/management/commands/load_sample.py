@@ -1,0 +1,26 @@
+from django.conf import settings
+
+from documents.management.commands._load import LoadCommand
+from documents.samples import sample_corpus_write
+from documents.services import LoadReport, files_load
+
+
+class Command(LoadCommand):
+    help = (
+        "Write the sample corpus (a made-up company handbook in every supported format) to "
+        "var/sample and load it into a collection open to all staff."
+    )
+
+    default_collection = "Sample: Northwind handbook"
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.set_defaults(open_to_staff=True)
+
+    def handle(self, *args, sync, **options):
+        collection = self.collection(options)
+        files = sample_corpus_write(directory=settings.VAR_DIR / "sample")
+        report = LoadReport()
+        files_load(collection=collection, owner=collection.owner, files=files, report=report)
+        self.process(report, sync=sync)
+        self.summary(report, sync=sync)
