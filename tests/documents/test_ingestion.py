@@ -1,0 +1,125 @@
+"""The ingestion service in this process (the worker's own behaviour is in
+test_ingestion_worker): strategies, incremental embedding, retries, requeueing."""
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+
+from documents import services
+from documents.embedding import EmbeddingUnavailable, embedder
+from documents.models import Collection, Document
+from documents.services import document_create, documents_ingest, documents_requeue_stalled
+from tests.documents.factories import CollectionFactory
+from tests.documents.files import good_files
+
+pytestmark = pytest.mark.django_db
+
+
+def _upload(collection, path_or_text, name=None):
+    data = path_or_text.read_bytes() if name is None else path_or_text.encode()
+    document, _ = document_create(
+        collection=collection,
+        owner=collection.owner,
+        upload=ContentFile(data, name=name or path_or_text.name),
+        enqueue=False,
+    )
+    return document
+
+
+@pytest.mark.parametrize("strategy", Collection.Chunking.values)
+def test_every_chunking_strategy_keeps_sections_offsets_and_size(strategy, tmp_path):
+    collection = CollectionFactory(chunking=strategy, chunk_tokens=40, chunk_overlap=8)
+    markdown = next(path for path in good_files(tmp_path) if path.suffix == ".md")
+    document = _upload(collection, markdown)
+    documents_ingest(document_ids=[document.pk])
+
+    document.refresh_from_db()
+    assert document.status == Document.Status.READY, document.error
+    text = document.indexed_version.text
+    chunks = list(document.chunks.order_by("ordinal"))
+    assert {tuple(chunk.heading_path) for chunk in chunks} >= {
+        ("Engineering guide", "Code review"),
+        ("Engineering guide", "On-call"),
+    }
+    for chunk in chunks:
+        assert chunk.token_count <= 40, (strategy, chunk.text)
+        if strategy != "structure":  # HybridChunker writes tables as its own text
+            assert text[chunk.char_start : chunk.char_end].strip() == chunk.text
+    assert document.indexed_version.chunking["strategy"] == strategy
+
+
+class CountingEmbedder:
+    def __init__(self):
+        self.real = embedder()
+        self.model, self.dimensions = self.real.model, self.real.dimensions
+        self.texts = []
+
+    def embed(self, texts):
+        self.texts += list(texts)
+        return self.real.embed(texts)
+
+
+def test_a_new_version_embeds_only_the_passages_that_changed(monkeypatch):
+    counting = CountingEmbedder()
+    monkeypatch.setattr(services, "embedder", lambda: counting)
+    collection = CollectionFactory(chunking="recursive", chunk_tokens=30, chunk_overlap=0)
+    paragraphs = [f"Paragraph {n} explains rule number {n} of the handbook." for n in range(6)]
+    document = _upload(collection, "\n\n".join(paragraphs), name="rules.txt")
+    documents_ingest(document_ids=[document.pk])
+    first = len(counting.texts)
+    before = dict(document.chunks.values_list("text", "embedding"))
+
+    paragraphs[5] = "Paragraph 5 now says something entirely different about parking."
+    _upload(collection, "\n\n".join(paragraphs), name="rules.txt")
+    counting.texts.clear()
+    documents_ingest(document_ids=[document.pk])
+
+    document.refresh_from_db()
+    assert document.indexed_version.number == 2
+    assert first > 1
+    assert len(counting.texts) == 1 and "parking" in counting.texts[0]
+    for text, vector in document.chunks.values_list("text", "embedding"):
+        if text in before:
+            assert np.allclose(vector, before[text])
+
+
+def test_transient_errors_are_retried_then_the_document_fails_after_the_last_try(
+    monkeypatch, settings
+):
+    class Down:
+        model, dimensions = "all-MiniLM-L6-v2", 384
+
+        def embed(self, texts):
+            raise EmbeddingUnavailable("connection refused")
+
+    monkeypatch.setattr(services, "embedder", lambda: Down())
+    settings.INGEST_MAX_TRIES = 3
+    document = _upload(CollectionFactory(), "Some text.", name="a.txt")
+    for _ in range(2):
+        with pytest.raises(EmbeddingUnavailable):
+            documents_ingest(document_ids=[document.pk])
+        document.refresh_from_db()
+        assert document.status == Document.Status.EMBEDDING
+    documents_ingest(document_ids=[document.pk])
+
+    document.refresh_from_db()
+    assert document.status == Document.Status.FAILED
+    assert document.error == "Gave up after 3 tries: connection refused"
+    documents_ingest(document_ids=[document.pk])  # a late duplicate delivery changes nothing
+    assert Document.objects.get(pk=document.pk).attempts == 3
+
+
+def test_documents_left_unfinished_are_queued_again(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    queued = []
+    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+    collection = CollectionFactory()
+    waiting = _upload(collection, "Waiting.", name="w.txt")
+    done = _upload(collection, "Done.", name="d.txt")
+    Document.objects.filter(pk=done.pk).update(status=Document.Status.READY)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert documents_requeue_stalled(older_than=3600) == 0
+        assert documents_requeue_stalled(older_than=0) == 1
+    assert queued == [[waiting.pk]]
