@@ -13,6 +13,7 @@ from django.db.models.functions import Cast
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from pgvector.django import HnswIndex, VectorField
 
+from accounts.selectors import ALL_STAFF, user_principal
 from documents.querysets import CollectionQuerySet, DocumentQuerySet
 
 
@@ -35,6 +36,15 @@ class ReadACL(models.Model):
 
     class Meta:
         abstract = True
+
+    def save(self, *args, **kwargs):
+        if self._state.adding and not self.read_principals:
+            # A row being inserted has no grants yet (they reference it), so its ACL is its
+            # owner and open flag; later changes go through read_acl_refresh.
+            self.read_principals = sorted(
+                {user_principal(self.owner_id), *([ALL_STAFF] if self.open_to_staff else [])}
+            )
+        super().save(*args, **kwargs)
 
 
 class Collection(ReadACL):

@@ -63,6 +63,7 @@ _BY_MAGIC = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
 }
 BINARY_FORMATS = {"pdf", "docx", "pptx", "xlsx"}
+TEXT_FORMATS = set(FORMATS) - BINARY_FORMATS
 _OOXML = {"docx", "pptx", "xlsx"}
 _HTML_START = re.compile(rb"^\s*(<!doctype html|<html)", re.IGNORECASE)
 
@@ -87,7 +88,7 @@ def format_detect(*, name: str, head: bytes) -> str:
                 f"{FORMATS[by_magic][0]}; rename it or upload the right file."
             )
         return by_magic
-    if magic:
+    if magic and not (by_name in TEXT_FORMATS and looks_like_text(head)):
         raise ParseError(
             f"Unsupported file type {magic}"
             + (f" (named {suffix})" if suffix else "")
@@ -107,6 +108,19 @@ def format_detect(*, name: str, head: bytes) -> str:
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ParseError(f"The name says {FORMATS[by_name][0]} but the content is binary.")
     return by_name
+
+
+def looks_like_text(head: bytes) -> bool:
+    """UTF-8 without NUL bytes (a multi-byte character cut at the end is fine). Some magic
+    numbers are two letters ("BM" for a bitmap), so text can look like a binary format: a
+    file named as text that reads as text is text."""
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+    return True
 
 
 def text_decode(data: bytes) -> str:

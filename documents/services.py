@@ -44,6 +44,7 @@ from documents.parsing import (
     Parsed,
     ParseError,
     format_detect,
+    looks_like_text,
     text_decode,
     text_document,
 )
@@ -111,8 +112,13 @@ def _content_digest(upload: File) -> tuple[str, int, bytes]:
 
 
 def content_type_detect(*, name: str, head: bytes) -> str:
-    """From the magic bytes where the format has them, else from the file name."""
-    return filetype.guess_mime(head) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    """From the magic bytes where the format has them, else from the file name (also when the
+    content reads as text: some magic numbers are just two letters)."""
+    by_name = mimetypes.guess_type(name)[0]
+    magic = filetype.guess_mime(head)
+    if magic and not (by_name and by_name.startswith("text/") and looks_like_text(head)):
+        return magic
+    return by_name or "application/octet-stream"
 
 
 class UploadOutcome(models.TextChoices):

@@ -24,7 +24,8 @@ _ACL_FIELDS = {"owner", "owner_id", "open_to_staff"}
 @receiver(post_save, sender=Collection)
 @receiver(post_save, sender=Document)
 def acl_holder_saved(sender, instance, created, update_fields=None, **kwargs):
-    if created or update_fields is None or _ACL_FIELDS & set(update_fields):
+    # A new row got its ACL in ReadACL.save; grants can only follow it.
+    if not created and (update_fields is None or _ACL_FIELDS & set(update_fields)):
         read_acl_refresh(model=sender, ids=[instance.pk])
 
 

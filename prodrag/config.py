@@ -284,7 +284,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PRODRAG_INGEST_BATCH_SIZE",
-        32,
+        64,
         "Documents per ingestion task; their chunks are embedded together.",
         parse_int,
     ),

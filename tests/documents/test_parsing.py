@@ -27,6 +27,8 @@ def sandbox():
         ("module.py", b'"""Doc."""', "python"),
         ("guide.rst", b"Title\n=====", "rst"),
         ("data.csv", b"a,b\n1,2", "csv"),
+        # "BM" is a bitmap's whole magic number; a text named and reading as text is text.
+        ("bmi.txt", b"BMI and mortality in 900,000 adults", "text"),
     ],
 )
 def test_format_comes_from_magic_bytes_or_else_the_name(name, head, expected):

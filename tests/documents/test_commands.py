@@ -1,0 +1,117 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from documents.models import Document, DocumentVersion
+from tests.accounts.factories import GroupFactory, UserFactory
+from tests.documents.factories import CollectionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_ingest_reports_every_outcome_and_every_file_left_out(tmp_path):
+    UserFactory(username="boss", is_superuser=True)
+    GroupFactory(name="hr")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.md").write_text("# A\n\nAlpha text.")
+    (tmp_path / "sub" / "b.txt").write_text("Beta text.")
+    (tmp_path / "bad.txt").write_bytes("café".encode("latin-1"))
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG")
+    (tmp_path / ".hidden.md").write_text("# Hidden")
+
+    out = run(
+        "ingest",
+        str(tmp_path),
+        "--collection",
+        "HR",
+        "--recursive",
+        "--grant-group",
+        "hr",
+        "--sync",
+    )
+
+    assert "Created collection 'HR' (owner boss)." in out
+    assert "Summary: 3 created, 0 unchanged, 0 new version, 1 failed, 1 skipped." in out
+    assert "bad.txt: The text is not valid UTF-8" in out
+    assert "photo.png: unsupported type .png" in out
+    assert Document.objects.filter(status="ready").count() == 2
+    assert not Document.objects.filter(source__endswith=".hidden.md").exists()
+
+    (tmp_path / "a.md").write_text("# A\n\nAlpha text, revised.")
+    out = run("ingest", str(tmp_path), "--collection", "HR", "--recursive", "--sync")
+    assert "Summary: 0 created, 2 unchanged, 1 new version, 0 failed, 1 skipped." in out
+
+
+def test_ingest_refuses_an_unknown_group_before_loading_anything(tmp_path):
+    UserFactory(is_superuser=True)
+    (tmp_path / "a.txt").write_text("text")
+    with pytest.raises(CommandError, match="No group named 'nobody'"):
+        run("ingest", str(tmp_path), "--collection", "X", "--grant-group", "nobody")
+    assert not Document.objects.exists()
+
+
+def test_import_beir_keeps_ids_and_titles_and_reports_bad_rows(tmp_path):
+    UserFactory(is_superuser=True)
+    rows = [
+        {"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces fever."},
+        {"_id": "d2", "title": "", "text": "Untitled row."},
+    ]
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps(row) for row in rows) + "\n{not json\n"
+    )
+    out = run("import_beir", str(tmp_path), "--collection", "beir", "--sync")
+    assert "Summary: 2 created, 0 unchanged, 0 new version, 1 failed, 0 skipped." in out
+    assert "corpus.jsonl:3: not a BEIR corpus row" in out
+    aspirin = Document.objects.get(external_id="d1")
+    assert aspirin.title == "Aspirin" and aspirin.status == "ready"
+    assert aspirin.chunks.get().text == "Aspirin reduces fever."
+    assert Document.objects.get(external_id="d2").title == "d2"
+
+
+def test_rebuild_failed_requeues_only_failed_documents(
+    tmp_path, django_capture_on_commit_callbacks, monkeypatch
+):
+    UserFactory(is_superuser=True)
+    (tmp_path / "good.txt").write_text("Good.")
+    (tmp_path / "bad.txt").write_bytes(b"\xe9")
+    run("ingest", str(tmp_path), "--collection", "C", "--sync")
+    queued = []
+    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("rebuild", "--collection", "C", "--failed")
+
+    bad = Document.objects.get(source__endswith="bad.txt")
+    assert "1 document(s) of 'C' queued" in out
+    assert queued == [[bad.pk]]
+    assert bad.status == "pending" and bad.attempts == 0 and bad.error == ""
+    with pytest.raises(CommandError, match="No collection named 'nope'"):
+        run("rebuild", "--collection", "nope")
+
+
+def test_reembed_picks_the_documents_embedded_by_another_model(
+    tmp_path, django_capture_on_commit_callbacks, monkeypatch
+):
+    collection = CollectionFactory(name="C")
+    for name in ("one.txt", "two.txt"):
+        (tmp_path / name).write_text(f"Text of {name}.")
+    run("ingest", str(tmp_path), "--collection", "C", "--sync")
+    old = Document.objects.get(source__endswith="one.txt")
+    DocumentVersion.objects.filter(pk=old.indexed_version_id).update(embedding_model="old-model")
+    queued = []
+    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("reembed", "--collection", collection.name)
+
+    assert "1 document(s) of 'C' queued for re-embedding." in out
+    assert queued == [[old.pk]]
