@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from documents.models import Collection, Document
 from tests.accounts.factories import GroupFactory, UserFactory
-from tests.documents.factories import DocumentFactory
+from tests.documents.factories import DocumentFactory, DocumentVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +127,30 @@ def test_document_pages_of_forbidden_documents_are_not_found(client, knowledge_m
     response = client.get(reverse("admin:documents_document_change", args=[hidden.pk]))
     assert response.status_code == 302  # the admin redirects unknown objects to its index
     assert "Hidden" not in client.get(response.url, follow=True).content.decode()
+
+
+def test_failed_documents_can_be_retried_from_the_list(
+    client, knowledge_manager, django_capture_on_commit_callbacks, monkeypatch
+):
+    collection = Collection.objects.create(name="Handbook", owner=knowledge_manager)
+    failed = DocumentFactory(
+        collection=collection, owner=knowledge_manager, status="failed", error="broken", attempts=5
+    )
+    failed.current_version = DocumentVersionFactory(document=failed)
+    failed.save()
+    queued = []
+    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+
+    listing = client.get(reverse("admin:documents_document_changelist"))
+    assert "failed: broken" in listing.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:documents_document_changelist"),
+            {"action": "reprocess", "_selected_action": [failed.pk]},
+            follow=True,
+        )
+
+    assert "1 document(s) queued for processing." in response.content.decode()
+    assert queued == [[failed.pk]]
+    failed.refresh_from_db()
+    assert (failed.status, failed.error, failed.attempts) == ("pending", "", 0)

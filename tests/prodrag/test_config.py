@@ -128,6 +128,20 @@ def test_database_url_of_another_kind_is_refused_with_a_message():
     assert "DATABASE_URL must start with postgresql://" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PRODRAG_PDF_PIPELINE": "layout"}, "needs docling's layout models"),
+        ({"PRODRAG_EMBEDDING_MODEL": "models/nowhere"}, "no sentence-transformers model"),
+        ({"PRODRAG_EMBEDDING_PROVIDER": "openai"}, "needs PRODRAG_EMBEDDING_API_BASE"),
+    ],
+)
+def test_models_that_are_not_on_disk_are_refused_at_start(env, message):
+    result = _manage("check", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
 def test_no_missing_migrations():
     result = _manage("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr

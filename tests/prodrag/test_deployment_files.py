@@ -13,7 +13,7 @@ def _compose() -> dict:
 
 def test_compose_runs_pgvector_0_8_redis_web_and_worker():
     services = _compose()["services"]
-    assert {"db", "redis", "migrate", "web", "worker"} <= set(services)
+    assert {"db", "redis", "migrate", "web", "worker", "beat"} <= set(services)
     tag = re.fullmatch(r"pgvector/pgvector:(\d+)\.(\d+)\.\d+-pg\d+", services["db"]["image"])
     assert tag and (int(tag[1]), int(tag[2])) >= (0, 8)
     for name in ("web", "worker", "migrate"):
@@ -31,6 +31,8 @@ def test_compose_runs_pgvector_0_8_redis_web_and_worker():
 def test_compose_commands_name_things_that_exist():
     services = _compose()["services"]
     assert services["worker"]["command"][:3] == ["celery", "--app", "prodrag"]
+    assert services["beat"]["command"][3] == "beat"
+    assert "replicas" not in services["beat"].get("deploy", {})
     dockerfile = (BASE_DIR / "Dockerfile").read_text()
     config_path = re.search(r'"--config", "([^"]+)"', dockerfile)[1]
     assert (BASE_DIR / config_path).is_file()
