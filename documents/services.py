@@ -804,6 +804,14 @@ def files_load(
         report.count(outcome)
         if outcome != UploadOutcome.UNCHANGED:
             report.document_ids.append(document.pk)
+        elif document.status == Document.Status.FAILED:
+            report.failed.append(
+                (
+                    str(path),
+                    f"unchanged since it failed: {document.error} (retry with "
+                    "`manage.py rebuild --collection NAME --failed` after fixing the cause)",
+                )
+            )
 
 
 def beir_corpus_load(

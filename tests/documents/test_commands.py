@@ -48,7 +48,8 @@ def test_ingest_reports_every_outcome_and_every_file_left_out(tmp_path):
 
     (tmp_path / "a.md").write_text("# A\n\nAlpha text, revised.")
     out = run("ingest", str(tmp_path), "--collection", "HR", "--recursive", "--sync")
-    assert "Summary: 0 created, 2 unchanged, 1 new version, 0 failed, 1 skipped." in out
+    assert "Summary: 0 created, 2 unchanged, 1 new version, 1 failed, 1 skipped." in out
+    assert "bad.txt: unchanged since it failed: The text is not valid UTF-8" in out
 
 
 def test_ingest_refuses_an_unknown_group_before_loading_anything(tmp_path):
