@@ -228,11 +228,11 @@ def parse(
     document = _docling_convert(data=data, fmt=fmt, limits=limits, layout_models=layout_models)
     if fmt == "pptx":
         metadata["page_count"] = document.num_pages()
-    if fmt == "pptx" and metadata["page_count"] > limits.max_pages:
-        raise ParseError(
-            f"The presentation has {metadata['page_count']} slides; the limit is "
-            f"{limits.max_pages}."
-        )
+        if metadata["page_count"] > limits.max_pages:
+            raise ParseError(
+                f"The presentation has {metadata['page_count']} slides; the limit is "
+                f"{limits.max_pages}."
+            )
     return Parsed(document, metadata)
 
 
@@ -351,17 +351,6 @@ def _html_inspect(text: str) -> dict[str, Any]:
     return reader.metadata
 
 
-_SUFFIX_OF = {
-    "pdf": "pdf",
-    "docx": "docx",
-    "pptx": "pptx",
-    "xlsx": "xlsx",
-    "csv": "csv",
-    "html": "html",
-    "md": "md",
-}
-
-
 def _docling_convert(
     *, data: bytes, fmt: str, limits: Limits, layout_models: str | None
 ) -> DoclingDocument:
@@ -370,7 +359,8 @@ def _docling_convert(
     from docling_core.types.io import DocumentStream
 
     converter = _converter(layout_models)
-    stream = DocumentStream(name=f"document.{_SUFFIX_OF[fmt]}", stream=io.BytesIO(data))
+    # Each format this reaches is named like its file suffix, which is how docling picks a reader.
+    stream = DocumentStream(name=f"document.{fmt}", stream=io.BytesIO(data))
     try:
         result = converter.convert(
             stream,

@@ -325,12 +325,12 @@ def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
     """Put documents back to pending with a fresh try budget and queue them: the admin's and
     the CLI's retry of failed documents, and a collection rebuild. Returns how many."""
     with transaction.atomic():
-        ids = list(documents.exclude(current_version=None).values_list("pk", flat=True))
-        _status_set(
-            Document.objects.filter(pk__in=ids), Document.Status.PENDING, error="", attempts=0
-        )
-        documents_enqueue(document_ids=ids)
-    return len(ids)
+        documents = list(documents.exclude(current_version=None))
+        for document in documents:
+            document.error, document.attempts = "", 0
+        _status_set(documents, Document.Status.PENDING, also=["error", "attempts"])
+        documents_enqueue(document_ids=[document.pk for document in documents])
+    return len(documents)
 
 
 def documents_requeue_stalled(*, older_than: float) -> int:
@@ -343,8 +343,7 @@ def documents_requeue_stalled(*, older_than: float) -> int:
             "pk", flat=True
         )
     )
-    with transaction.atomic():
-        documents_enqueue(document_ids=ids)
+    documents_enqueue(document_ids=ids)
     return len(ids)
 
 
@@ -680,18 +679,15 @@ def _language_detect(text: str) -> str:
     return language
 
 
-def _status_set(documents, status: str, **values) -> None:
-    """Move documents (a list of instances, or a queryset) to `status`, stamping when."""
+def _status_set(documents: list[Document], status: str, *, also: Sequence[str] = ()) -> None:
+    """Move documents to `status`, stamping when, in one query; `also` names fields the
+    caller changed on them, written in the same query."""
     now = timezone.now()
-    if isinstance(documents, models.QuerySet):
-        documents = list(documents)
     for document in documents:
         document.status = status
         document.status_changed_at = document.status_changed_at | {status: now.isoformat()}
         document.updated_at = now
-        for name, value in values.items():
-            setattr(document, name, value)
-    Document.objects.bulk_update(documents, ["status", "status_changed_at", "updated_at", *values])
+    Document.objects.bulk_update(documents, ["status", "status_changed_at", "updated_at", *also])
 
 
 def _documents_fail(documents: list[Document], error: str | None = None) -> None:
@@ -699,9 +695,9 @@ def _documents_fail(documents: list[Document], error: str | None = None) -> None
     for document in documents:
         if error is not None:
             document.error = error
+        document.progress = 0
         log.warning("document %s failed: %s", document.pk, document.error)
-    _status_set(documents, Document.Status.FAILED, progress=0)
-    Document.objects.bulk_update(documents, ["error"])
+    _status_set(documents, Document.Status.FAILED, also=["error", "progress"])
 
 
 # --- bulk loading -------------------------------------------------------------------------------
