@@ -744,9 +744,22 @@ class LoadReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     document_ids: list[int] = field(default_factory=list)
+    queue: bool = False
+    queued: int = 0
 
     def count(self, outcome: str) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+    def added(self, document_id: int) -> None:
+        """A document to process. With `queue`, every full task's worth is queued at once, so
+        the worker starts while the rest is still uploading."""
+        self.document_ids.append(document_id)
+        if self.queue and len(self.document_ids) - self.queued >= settings.INGEST_BATCH_SIZE:
+            self.queue_rest()
+
+    def queue_rest(self) -> None:
+        documents_enqueue(document_ids=self.document_ids[self.queued :])
+        self.queued = len(self.document_ids)
 
 
 def files_collect(*, paths: Sequence[Path], recursive: bool) -> tuple[list[Path], list]:
@@ -781,8 +794,9 @@ def files_load(
     metadata: dict | None = None,
     report: LoadReport,
 ) -> None:
-    """Upload files into a collection (each as document_create does) without queueing them;
-    the caller processes `report.document_ids` (documents_enqueue, or documents_ingest)."""
+    """Upload files into a collection (each as document_create does). With `report.queue` the
+    new documents are queued as they load (the caller queues the last ones with
+    `report.queue_rest()`); without, the caller processes `report.document_ids` itself."""
     for path in files:
         try:
             with path.open("rb") as handle:
@@ -799,7 +813,7 @@ def files_load(
             continue
         report.count(outcome)
         if outcome != UploadOutcome.UNCHANGED:
-            report.document_ids.append(document.pk)
+            report.added(document.pk)
         elif document.status == Document.Status.FAILED:
             report.failed.append(
                 (
@@ -814,8 +828,8 @@ def beir_corpus_load(
     *, collection: Collection, owner: User, corpus: Path, report: LoadReport
 ) -> None:
     """Load a BEIR `corpus.jsonl` (`_id`, `title`, `text` per line) as one plain-text document
-    per row, `_id` kept as the external id, without queueing them. A malformed line is reported
-    with its line number and skipped; the rest load."""
+    per row, `_id` kept as the external id, queued as files_load does. A malformed line is
+    reported with its line number and skipped; the rest load."""
     with corpus.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -838,7 +852,7 @@ def beir_corpus_load(
             )
             report.count(outcome)
             if outcome != UploadOutcome.UNCHANGED:
-                report.document_ids.append(document.pk)
+                report.added(document.pk)
 
 
 def load_failures(*, document_ids: Sequence[int]) -> list[tuple[str, str]]:

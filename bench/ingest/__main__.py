@@ -4,10 +4,11 @@
 
 Loads the corpus with import_beir's service into a fresh collection on a separate embedded
 database (var/bench-pgdata), lets one real Celery worker (concurrency 1, as `make up` runs it)
-process it, and times from the first upload to the last document ready. Then, with the worker
-stopped, it encodes exactly the texts the worker embedded with SentenceTransformer.encode
-(same model, same batch size) and prints both rates, their ratio, and the worker's peak
-memory (resident set of the worker and its children, sampled every 0.2 s).
+process it (queued task by task while the upload goes on, as import_beir does), and times
+from the first upload to the last document ready. Then, with the worker stopped, it encodes
+exactly the texts the worker embedded with SentenceTransformer.encode (same model, same batch
+size) and prints both rates, their ratio, and the worker's peak memory (resident set of the
+worker and its children, sampled every 0.2 s).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from documents.services import (  # noqa: E402
     LoadReport,
     beir_corpus_load,
     document_create,
-    documents_enqueue,
 )
 
 
@@ -82,10 +82,10 @@ def main() -> None:
     try:
         _warm_up(owner)
         started = time.monotonic()
-        report = LoadReport()
+        report = LoadReport(queue=True)
         beir_corpus_load(collection=collection, owner=owner, corpus=corpus, report=report)
         uploaded = time.monotonic() - started
-        documents_enqueue(document_ids=report.document_ids)
+        report.queue_rest()
         documents = Document.objects.filter(collection=collection)
         _wait(documents)
         elapsed = time.monotonic() - started

@@ -116,3 +116,29 @@ def test_reembed_picks_the_documents_embedded_by_another_model(
 
     assert "1 document(s) of 'C' queued for re-embedding." in out
     assert queued == [[old.pk]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_beir_queues_each_full_task_while_the_rest_still_loads(
+    tmp_path, monkeypatch, settings
+):
+    """Outside a test transaction, as in real use: each upload commits, so its queueing runs."""
+    settings.INGEST_BATCH_SIZE = 2
+    UserFactory(is_superuser=True)
+    rows = [{"_id": f"d{n}", "title": "", "text": f"Row {n}."} for n in range(5)]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    queued = []
+    seen_when_queued = []
+
+    def delay(ids):
+        queued.append(ids)
+        seen_when_queued.append(Document.objects.count())
+
+    monkeypatch.setattr("documents.tasks.documents_process.delay", delay)
+
+    out = run("import_beir", str(tmp_path), "--collection", "beir")
+
+    ids = list(Document.objects.order_by("pk").values_list("pk", flat=True))
+    assert queued == [ids[0:2], ids[2:4], ids[4:5]]
+    assert seen_when_queued == [2, 4, 5]
+    assert "5 document(s) queued" in out

@@ -8,7 +8,6 @@ from documents.services import (
     LoadReport,
     UploadOutcome,
     collection_for_loading,
-    documents_enqueue,
     documents_ingest,
     load_failures,
 )
@@ -55,7 +54,7 @@ class LoadCommand(BaseCommand):
     def process(self, report: LoadReport, *, sync: bool) -> None:
         ids = report.document_ids
         if not sync:
-            documents_enqueue(document_ids=ids)
+            report.queue_rest()
             return
         size = settings.INGEST_BATCH_SIZE
         with tqdm(total=len(ids), desc="processing", unit="doc", file=self.stderr) as bar:

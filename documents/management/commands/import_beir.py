@@ -18,7 +18,7 @@ class Command(LoadCommand):
         if not corpus.is_file():
             raise CommandError(f"{corpus} does not exist.")
         collection = self.collection(options)
-        report = LoadReport()
+        report = LoadReport(queue=not sync)
         beir_corpus_load(
             collection=collection, owner=collection.owner, corpus=corpus, report=report
         )

@@ -17,7 +17,7 @@ class Command(LoadCommand):
     def handle(self, *args, paths, recursive, sync, **options):
         collection = self.collection(options)
         files, skipped = files_collect(paths=paths, recursive=recursive)
-        report = LoadReport(skipped=skipped)
+        report = LoadReport(skipped=skipped, queue=not sync)
         files_load(
             collection=collection,
             owner=collection.owner,

@@ -20,7 +20,7 @@ class Command(LoadCommand):
     def handle(self, *args, sync, **options):
         collection = self.collection(options)
         files = sample_corpus_write(directory=settings.VAR_DIR / "sample")
-        report = LoadReport()
+        report = LoadReport(queue=not sync)
         files_load(collection=collection, owner=collection.owner, files=files, report=report)
         self.process(report, sync=sync)
         self.summary(report, sync=sync)
