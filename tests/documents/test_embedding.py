@@ -1,10 +1,6 @@
 """Embedding providers: the bundled local model, and an OpenAI-compatible endpoint played by a
 small HTTP server in this process."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import numpy as np
 import pytest
 
@@ -14,6 +10,7 @@ from documents.embedding import (
     OpenAIEmbedder,
     embedder,
 )
+from tests.fake_openai import FakeOpenAI
 
 
 def test_local_model_gives_normalised_vectors_that_rank_by_meaning():
@@ -23,57 +20,10 @@ def test_local_model_gives_normalised_vectors_that_rank_by_meaning():
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
-class FakeOpenAI(BaseHTTPRequestHandler):
-    """POST /v1/embeddings: a 3-dimensional vector per input, unnormalised, in reverse order
-    (the protocol carries an index per item); scripted failures first."""
-
-    failures: list[int] = []
-    requests: list[dict] = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests.append(body)
-        if self.failures:
-            status = self.failures.pop(0)
-            self._reply(status, {"error": {"message": "scripted", "type": "server_error"}})
-            return
-        data = [
-            {"object": "embedding", "index": i, "embedding": [len(text), 1.0, 0.0]}
-            for i, text in enumerate(body["input"])
-        ]
-        self._reply(
-            200,
-            {
-                "object": "list",
-                "data": data[::-1],
-                "model": body["model"],
-                "usage": {"prompt_tokens": 1, "total_tokens": 1},
-            },
-        )
-
-    def _reply(self, status, payload):
-        raw = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def endpoint():
-    FakeOpenAI.failures, FakeOpenAI.requests = [], []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
-
-
-def test_openai_endpoint_is_batched_ordered_by_index_and_normalised(endpoint):
-    client = OpenAIEmbedder(model="m", base_url=endpoint, api_key="k", dimensions=3, batch_size=2)
+def test_openai_endpoint_is_batched_ordered_by_index_and_normalised(openai_endpoint):
+    client = OpenAIEmbedder(
+        model="m", base_url=openai_endpoint, api_key="k", dimensions=3, batch_size=2
+    )
     vectors = client.embed(["a", "bbb", "cc"])
     assert [len(request["input"]) for request in FakeOpenAI.requests] == [2, 1]
     expected = np.array([[1, 1, 0], [3, 1, 0], [2, 1, 0]], dtype=np.float32)
@@ -81,8 +31,10 @@ def test_openai_endpoint_is_batched_ordered_by_index_and_normalised(endpoint):
     assert np.allclose(vectors, expected)
 
 
-def test_openai_server_errors_are_transient_and_refusals_are_not(endpoint):
-    client = OpenAIEmbedder(model="m", base_url=endpoint, api_key="k", dimensions=3, batch_size=8)
+def test_openai_server_errors_are_transient_and_refusals_are_not(openai_endpoint):
+    client = OpenAIEmbedder(
+        model="m", base_url=openai_endpoint, api_key="k", dimensions=3, batch_size=8
+    )
     FakeOpenAI.failures = [503]
     with pytest.raises(EmbeddingUnavailable):
         client.embed(["a"])
@@ -92,7 +44,9 @@ def test_openai_server_errors_are_transient_and_refusals_are_not(endpoint):
     assert client.embed(["a"]).shape == (1, 3)
 
 
-def test_a_dimension_other_than_configured_is_refused(endpoint):
-    client = OpenAIEmbedder(model="m", base_url=endpoint, api_key="k", dimensions=384, batch_size=8)
+def test_a_dimension_other_than_configured_is_refused(openai_endpoint):
+    client = OpenAIEmbedder(
+        model="m", base_url=openai_endpoint, api_key="k", dimensions=384, batch_size=8
+    )
     with pytest.raises(EmbeddingError, match=r"shape \(1, 3\).*384"):
         client.embed(["a"])

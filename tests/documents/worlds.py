@@ -1,0 +1,127 @@
+"""Random permission worlds for property tests: users, groups, memberships, collections,
+documents, grants; the rules read independently of the ACL arrays; and their changes."""
+
+from dataclasses import dataclass
+
+from guardian.shortcuts import assign_perm, remove_perm
+from hypothesis import strategies as st
+
+from accounts.models import User
+from documents.models import Collection, Document
+from tests.accounts.factories import GroupFactory, UserFactory
+from tests.documents.factories import CollectionFactory, DocumentFactory
+
+USERS, GROUPS, COLLECTIONS, DOCUMENTS = 4, 3, 2, 6
+
+worlds = st.fixed_dictionaries(
+    {
+        "superuser": st.sampled_from(range(USERS)),
+        "inactive": st.sets(st.sampled_from(range(USERS)), max_size=1),
+        "members": st.sets(st.tuples(st.integers(0, USERS - 1), st.integers(0, GROUPS - 1))),
+        "collections": st.lists(
+            st.tuples(st.integers(0, USERS - 1), st.booleans()),
+            min_size=COLLECTIONS,
+            max_size=COLLECTIONS,
+        ),
+        "documents": st.lists(
+            st.tuples(st.integers(0, USERS - 1), st.integers(0, COLLECTIONS - 1), st.booleans()),
+            min_size=DOCUMENTS,
+            max_size=DOCUMENTS,
+        ),
+        # (target kind, target index, grantee kind, grantee index)
+        "grants": st.sets(
+            st.tuples(
+                st.one_of(
+                    st.tuples(st.just("collection"), st.integers(0, COLLECTIONS - 1)),
+                    st.tuples(st.just("document"), st.integers(0, DOCUMENTS - 1)),
+                ),
+                st.one_of(
+                    st.tuples(st.just("user"), st.integers(0, USERS - 1)),
+                    st.tuples(st.just("group"), st.integers(0, GROUPS - 1)),
+                ),
+            ).map(lambda pair: (*pair[0], *pair[1])),
+            max_size=8,
+        ),
+        "revoke": st.integers(0, 7),
+        "leave": st.integers(0, 11),
+    }
+)
+
+
+def expected_visible(world, user_index):
+    """The rules of README "Who may read a document", computed without the ACL arrays."""
+    if user_index in world["inactive"]:
+        return set()
+    if user_index == world["superuser"]:
+        return set(range(DOCUMENTS))
+    groups = {g for u, g in world["members"] if u == user_index}
+
+    def granted(kind, index):
+        return any(
+            (k, i) == (kind, index)
+            and ((who == "user" and whom == user_index) or (who == "group" and whom in groups))
+            for k, i, who, whom in world["grants"]
+        )
+
+    visible = set()
+    for index, (owner, collection, open_doc) in enumerate(world["documents"]):
+        collection_owner, open_collection = world["collections"][collection]
+        if (
+            user_index in (owner, collection_owner)
+            or open_doc
+            or open_collection
+            or granted("document", index)
+            or granted("collection", collection)
+        ):
+            visible.add(index)
+    return visible
+
+
+@dataclass
+class World:
+    spec: dict
+    users: list[User]
+    groups: list
+    collections: list[Collection]
+    documents: list[Document]
+
+    def target(self, kind, index):
+        return self.collections[index] if kind == "collection" else self.documents[index]
+
+    def grantee(self, who, whom):
+        return self.users[whom] if who == "user" else self.groups[whom]
+
+    def change(self):
+        """Revoke one grant and end one membership (when there are any)."""
+        world = self.spec
+        if world["grants"]:  # revoke one grant
+            revoked = sorted(world["grants"])[world["revoke"] % len(world["grants"])]
+            kind, index, who, whom = revoked
+            remove_perm("view_document", self.grantee(who, whom), self.target(kind, index))
+            world["grants"].discard(revoked)
+        if world["members"]:  # one membership ends
+            left = sorted(world["members"])[world["leave"] % len(world["members"])]
+            self.users[left[0]].groups.remove(self.groups[left[1]])
+            world["members"].discard(left)
+
+
+def world_build(world) -> World:
+    users = [
+        UserFactory(is_superuser=(i == world["superuser"]), is_active=i not in world["inactive"])
+        for i in range(USERS)
+    ]
+    groups = [GroupFactory() for _ in range(GROUPS)]
+    for user, group in world["members"]:
+        users[user].groups.add(groups[group])
+    collections = [
+        CollectionFactory(owner=users[owner], open_to_staff=open_)
+        for owner, open_ in world["collections"]
+    ]
+    documents = [
+        DocumentFactory(owner=users[owner], collection=collections[c], open_to_staff=open_)
+        for owner, c, open_ in world["documents"]
+    ]
+    built = World(world, users, groups, collections, documents)
+    for kind, index, who, whom in world["grants"]:
+        assign_perm("view_document", built.grantee(who, whom), built.target(kind, index))
+    return built
