@@ -8,7 +8,7 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVectorField
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Func, Q
 from django.db.models.functions import Cast
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from pgvector.django import HnswIndex, VectorField
@@ -236,6 +236,12 @@ class Chunk(models.Model):
     embedding = VectorField(null=True, blank=True)
     embedding_model = models.CharField(max_length=200, blank=True)
     search_vector = SearchVectorField(null=True, editable=False)
+    # Word positions in search_vector: the passage length that BM25 normalises by.
+    search_length = models.GeneratedField(
+        expression=Func(F("search_vector"), function="prodrag_tsvector_length"),
+        output_field=models.IntegerField(),
+        db_persist=True,
+    )
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:

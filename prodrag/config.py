@@ -46,6 +46,12 @@ def parse_list(raw: str | list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def parse_float(raw: str | float) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a number, got {raw!r}")
+    return float(raw)
+
+
 def parse_str(raw: str) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"expected a string, got {raw!r}")
@@ -299,6 +305,122 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_INGEST_STALL_SECONDS",
         600,
         "A document waiting this long with no worker on it is queued again (its task was lost).",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_FUSION",
+        "convex",
+        "How hybrid search fuses its vector and full-text rankings: `convex` (weighted mean of "
+        "min-max normalised scores) or `rrf` (reciprocal-rank fusion). docs/benchmarks.md has "
+        "the evidence behind the default.",
+        parse_choice("rrf", "convex"),
+    ),
+    Setting(
+        "PRODRAG_SEARCH_RRF_K",
+        60,
+        "The k of reciprocal-rank fusion: a passage scores weight / (k + rank) in each ranking.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_DENSE_WEIGHT",
+        1.0,
+        "Weight of the vector ranking in fusion (both methods).",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_FULLTEXT_WEIGHT",
+        1.0,
+        "Weight of the full-text ranking in fusion (both methods).",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_CANDIDATES",
+        100,
+        "Passages each ranking contributes to fusion (at least the k asked for).",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_EXACT_BELOW",
+        2000,
+        "When a search can see at most this many documents (permissions and filters applied), "
+        "it ranks their passages exactly instead of walking the vector and full-text indexes.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_HNSW_EF_SEARCH",
+        100,
+        "pgvector `hnsw.ef_search`: candidates the HNSW index keeps per search (raised to the "
+        "candidates asked for, at most 1000).",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_HNSW_MAX_SCAN_TUPLES",
+        20000,
+        "pgvector `hnsw.max_scan_tuples`: how far an iterative index scan may go to fill a "
+        "filtered result.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_BM25_K1",
+        0.9,
+        "BM25 term-frequency saturation of the full-text ranking.",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_BM25_B",
+        0.4,
+        "BM25 length normalisation of the full-text ranking.",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_LLM_API_BASE",
+        "",
+        "Base URL of an OpenAI-compatible chat-completions endpoint (OpenAI, Azure, vLLM, "
+        "Ollama), e.g. `http://localhost:11434/v1`. Empty: no LLM; answers are extractive and "
+        "query expansion uses keywords.",
+    ),
+    Setting(
+        "PRODRAG_LLM_MODEL",
+        "gpt-4o-mini",
+        "Chat model name at that endpoint.",
+    ),
+    Setting(
+        "PRODRAG_LLM_API_KEY",
+        None,
+        "API key for the chat endpoint (secret; or `PRODRAG_LLM_API_KEY_FILE`).",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_LLM_TIMEOUT",
+        30.0,
+        "Seconds before a chat-completions call is abandoned.",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_CONTEXT_TOKENS",
+        3000,
+        "Token budget of the passages handed to the LLM for one answer.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_CONTEXT_MIN_SIMILARITY",
+        0.2,
+        "Passages less similar than this to the question (cosine, embedding model) are left "
+        "out of an answer's context; with none left, the answer says the documents do not "
+        "cover the question.",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_RERANKER",
+        "",
+        "Re-ranker of `hybrid+rerank` searches: a local sentence-transformers cross-encoder "
+        "directory, or `llm` (the configured chat model scores the passages). Empty: none; "
+        "re-ranking on a CPU costs about a second per query for 50 passages.",
+    ),
+    Setting(
+        "PRODRAG_RERANK_DEPTH",
+        50,
+        "Hybrid candidates the re-ranker re-orders.",
         parse_int,
     ),
     Setting(

@@ -221,6 +221,34 @@ TOKENIZER_PATH = (
 )
 FTS_CONFIG = config["PRODRAG_FTS_CONFIG"]
 
+# --- search -------------------------------------------------------------------------------------
+
+SEARCH_FUSION = config["PRODRAG_SEARCH_FUSION"]
+SEARCH_RRF_K = config["PRODRAG_SEARCH_RRF_K"]
+SEARCH_DENSE_WEIGHT = config["PRODRAG_SEARCH_DENSE_WEIGHT"]
+SEARCH_FULLTEXT_WEIGHT = config["PRODRAG_SEARCH_FULLTEXT_WEIGHT"]
+SEARCH_CANDIDATES = config["PRODRAG_SEARCH_CANDIDATES"]
+SEARCH_EXACT_BELOW = config["PRODRAG_SEARCH_EXACT_BELOW"]
+HNSW_EF_SEARCH = config["PRODRAG_HNSW_EF_SEARCH"]
+HNSW_MAX_SCAN_TUPLES = config["PRODRAG_HNSW_MAX_SCAN_TUPLES"]
+BM25_K1 = config["PRODRAG_BM25_K1"]
+BM25_B = config["PRODRAG_BM25_B"]
+RERANKER = config["PRODRAG_RERANKER"]
+RERANK_DEPTH = config["PRODRAG_RERANK_DEPTH"]
+if RERANKER not in ("", "llm") and not (_project_path(RERANKER) / "config.json").exists():
+    raise ImproperlyConfigured(
+        f"PRODRAG_RERANKER={RERANKER!r}: no cross-encoder model directory there (expected "
+        "config.json); models are never downloaded at run time."
+    )
+LLM_API_BASE = config["PRODRAG_LLM_API_BASE"]
+LLM_MODEL = config["PRODRAG_LLM_MODEL"]
+LLM_API_KEY = config["PRODRAG_LLM_API_KEY"]
+LLM_TIMEOUT = config["PRODRAG_LLM_TIMEOUT"]
+if RERANKER == "llm" and not LLM_API_BASE:
+    raise ImproperlyConfigured("PRODRAG_RERANKER=llm needs PRODRAG_LLM_API_BASE.")
+CONTEXT_TOKENS = config["PRODRAG_CONTEXT_TOKENS"]
+CONTEXT_MIN_SIMILARITY = config["PRODRAG_CONTEXT_MIN_SIMILARITY"]
+
 # --- ingestion ----------------------------------------------------------------------------------
 
 PDF_PIPELINE = config["PRODRAG_PDF_PIPELINE"]

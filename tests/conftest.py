@@ -1,4 +1,7 @@
 import pytest
+from django.core.cache import cache
+
+from tests.fake_openai import fake_openai_serve
 
 
 @pytest.fixture(autouse=True)
@@ -11,3 +14,26 @@ def test_settings(settings, tmp_path_factory):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
     }
     settings.WHITENOISE_AUTOREFRESH = True
+    # The local-memory cache outlives a test's database rows (e.g. search's cached count of
+    # documents embedded by another model).
+    cache.clear()
+
+
+@pytest.fixture
+def openai_endpoint():
+    """Base URL of a fake OpenAI-compatible server (script it through
+    tests.fake_openai.FakeOpenAI.replies and .failures)."""
+    url, server = fake_openai_serve()
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture
+def llm_endpoint(settings, openai_endpoint):
+    """The fake server configured as the LLM."""
+    from retrieval import llm
+
+    settings.LLM_API_BASE = openai_endpoint
+    llm._client.cache_clear()
+    yield openai_endpoint
+    llm._client.cache_clear()

@@ -1,0 +1,289 @@
+"""Search latency and recall at scale: synthetic passages, the real retrieval statement.
+
+    .venv/bin/python -m bench.search [--chunks 1000000] [--queries 50]
+
+On a separate embedded database (var/bench-search-pgdata), loads `--chunks` synthetic passages
+(10 per document) made from real ones: the first 2,000 SciFact abstracts are embedded with the
+bundled model, and each synthetic passage takes one of them at random, perturbs its vector with
+Gaussian noise (cosine about 0.9 to the original, so that the vectors keep the neighbourhood
+structure of real embeddings without being duplicates) and takes a 40-word window of its text.
+Queries are SciFact's own test queries, so query vectors come from the same distribution as
+the passages'. Then it builds the HNSW index (vector, and for comparison halfvec) and the GIN
+index, timing each.
+
+Readers: one user per visibility fraction (100%, 10%, 1%, 0.1% of the documents, granted
+through a group). For each fraction it runs the hybrid, permission-filtered search
+(`passages_search`, k=10) and prints p50/p95 latency with the query embedding computed (a
+query text never seen before) and without it (the same query again: the embedding cache
+answers), and recall@10 of the vector ranking against exact search (the same statement
+forced onto its exact path).
+
+A loaded database is reused when it has the requested size (indexes are then not rebuilt
+and their build times not printed); `--reload` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+os.environ.setdefault("PRODRAG_PGDATA", str(ROOT / "var" / "bench-search-pgdata"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import override_settings  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from accounts.selectors import group_principal, user_principal  # noqa: E402
+from documents.models import Chunk, Collection, Document, embedding_index  # noqa: E402
+from retrieval import selectors  # noqa: E402
+from retrieval.selectors import passages_search  # noqa: E402
+
+FRACTIONS = (1.0, 0.1, 0.01, 0.001)
+PER_DOCUMENT = 10
+WORDS_PER_CHUNK = 40
+BASE = 2_000
+NOISE = 0.025  # per dimension: a perturbed unit vector keeps a cosine of about 0.9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/datasets/scifact")
+    parser.add_argument("--chunks", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--reload", action="store_true")
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    rng = np.random.default_rng(7)
+    queries = [
+        json.loads(line)["text"] for line in (args.corpus / "queries.jsonl").open() if line.strip()
+    ]
+    readers = _readers()
+    if args.reload or Chunk.objects.count() != args.chunks:
+        _load(args.chunks, rng, _base_passages(args.corpus), readers)
+        _indexes_build()
+    _report_sizes()
+    for fraction, reader in readers.items():
+        _measure(fraction, reader, queries, args.queries)
+
+
+def _base_passages(corpus: Path) -> tuple[list[list[str]], np.ndarray]:
+    """The words and vectors of the first BASE SciFact abstracts."""
+    rows = []
+    with (corpus / "corpus.jsonl").open() as lines:
+        for line in lines:
+            row = json.loads(line)
+            rows.append(f"{row['title']}\n{row['text']}")
+            if len(rows) == BASE:
+                break
+    started = time.monotonic()
+    vectors = selectors.embedder().embed(rows)
+    print(f"embedded {len(rows):,} base passages in {time.monotonic() - started:.0f} s")
+    return [text.split() for text in rows], vectors
+
+
+def _readers() -> dict[float, User]:
+    from django.contrib.auth.models import Group
+
+    readers = {}
+    for fraction in FRACTIONS:
+        name = f"bench-{fraction:g}"
+        group, _ = Group.objects.get_or_create(name=name)
+        user, _ = User.objects.get_or_create(username=name)
+        user.groups.add(group)
+        readers[fraction] = user
+    return readers
+
+
+def _load(count: int, rng, base, readers: dict[float, User]) -> None:
+    from django.contrib.auth.models import Group
+
+    started = time.monotonic()
+    owner, _ = User.objects.get_or_create(username="bench-owner")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE documents_chunk, documents_documentversion, documents_document, "
+            "documents_collection CASCADE"
+        )
+        _indexes_drop(cursor)
+    collection = Collection.objects.create(name="synthetic", owner=owner)
+    groups = {f: group_principal(Group.objects.get(name=f"bench-{f:g}").pk) for f in FRACTIONS}
+    documents = count // PER_DOCUMENT
+    base_words, base_vectors = base
+    model = selectors.embedder().model
+    draw = rng.random(documents)
+    with connection.cursor() as cursor:
+        # Documents, each with one version, through COPY (the ingestion pipeline is measured
+        # by bench.ingest; here only the search side matters).
+        with cursor.copy(
+            "COPY documents_document (id, collection_id, owner_id, open_to_staff, "
+            "read_principals, created_at, updated_at, title, source, external_id, "
+            "content_type, sha256, size, language, metadata, status, error, status_changed_at, "
+            "properties, attempts, progress, stage_seconds) FROM STDIN"
+        ) as copy:
+            for pk in range(1, documents + 1):
+                principals = [user_principal(owner.pk)] + [
+                    groups[f] for f in FRACTIONS if draw[pk - 1] < f
+                ]
+                copy.write_row(
+                    (pk, collection.pk, owner.pk, False, "{" + ",".join(map(str, principals)) + "}",
+                     "2026-01-01", "2026-01-01", f"Document {pk}", f"doc-{pk}", "",
+                     "text/plain", f"{pk:064x}", 0, "en", "{}", "ready", "", "{}", "{}", 0, 100,
+                     "{}")
+                )  # fmt: skip
+        cursor.execute(
+            "INSERT INTO documents_documentversion (id, document_id, number, file, sha256, "
+            "size, content_type, created_at, embedding_model, embedding_dimensions, text, "
+            "chunking) SELECT id, id, 1, 'synthetic.txt', sha256, 0, 'text/plain', "
+            "created_at, %s, 384, '', '{}' FROM documents_document",
+            [model],
+        )
+        cursor.execute(
+            "UPDATE documents_document SET current_version_id = id, indexed_version_id = id"
+        )
+        cursor.execute(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS bench_staging (id bigint, document_id bigint, "
+            "ordinal int, text text, embedding vector)"
+        )
+        batch = 100_000
+        for start in range(0, count, batch):
+            cursor.execute("TRUNCATE bench_staging")
+            ids = np.arange(start, min(start + batch, count))
+            picks = rng.integers(0, len(base_words), len(ids))
+            vectors = base_vectors[picks] + rng.normal(scale=NOISE, size=(len(ids), 384))
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            offsets = rng.random(len(ids))
+            with cursor.copy(
+                "COPY bench_staging (id, document_id, ordinal, text, embedding) FROM STDIN"
+            ) as copy:
+                for index, pk in enumerate(ids):
+                    copy.write_row(
+                        (
+                            pk + 1,
+                            pk // PER_DOCUMENT + 1,
+                            pk % PER_DOCUMENT,
+                            _window(base_words[picks[index]], offsets[index]),
+                            "[" + ",".join(f"{v:.5f}" for v in vectors[index]) + "]",
+                        )
+                    )
+            cursor.execute(
+                "INSERT INTO documents_chunk (id, document_id, version_id, ordinal, text, "
+                "token_count, heading_path, embedding, embedding_model, search_vector, "
+                "metadata) SELECT id, document_id, document_id, ordinal, text, 60, '{}', "
+                "embedding, %s, setweight(to_tsvector(%s::regconfig, 'Document ' || "
+                "document_id), 'A') || setweight(to_tsvector(%s::regconfig, text), 'D'), '{}' "
+                "FROM bench_staging",
+                [model, settings.FTS_CONFIG, settings.FTS_CONFIG],
+            )
+            print(f"  loaded {ids[-1] + 1:,} passages", flush=True)
+        cursor.execute("DROP TABLE bench_staging")
+        for table in ("documents_document", "documents_documentversion", "documents_chunk"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"(SELECT max(id) FROM {table}))"
+            )
+    print(
+        f"load: {count:,} passages in {documents:,} documents, {time.monotonic() - started:.0f} s"
+    )
+
+
+def _window(words: list[str], offset: float) -> str:
+    first = int(offset * max(1, len(words) - WORDS_PER_CHUNK))
+    return " ".join(words[first : first + WORDS_PER_CHUNK])
+
+
+def _indexes_drop(cursor) -> None:
+    index = embedding_index(model_name=selectors.embedder().model, dimensions=384)
+    cursor.execute(f"DROP INDEX IF EXISTS {index.name}")
+    cursor.execute("DROP INDEX IF EXISTS chunk_search_vector")
+    cursor.execute("DROP INDEX IF EXISTS bench_chunk_halfvec")
+
+
+def _indexes_build() -> None:
+    model = selectors.embedder().model
+    index = embedding_index(model_name=model, dimensions=384)
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '6GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 1")
+        for name, sql in (
+            (
+                "HNSW vector(384)",
+                f"CREATE INDEX {index.name} ON documents_chunk USING hnsw "
+                "((embedding::vector(384)) vector_cosine_ops) "
+                "WITH (m = 16, ef_construction = 64) WHERE embedding_model = %s",
+            ),
+            (
+                "HNSW halfvec(384) (size comparison only)",
+                "CREATE INDEX bench_chunk_halfvec ON documents_chunk USING hnsw "
+                "((embedding::halfvec(384)) halfvec_cosine_ops) "
+                "WITH (m = 16, ef_construction = 64) WHERE embedding_model = %s",
+            ),
+            (
+                "GIN full text",
+                "CREATE INDEX chunk_search_vector ON documents_chunk USING gin (search_vector)",
+            ),
+        ):
+            started = time.monotonic()
+            cursor.execute(sql, [model] if "%s" in sql else [])
+            print(f"index build, {name}: {time.monotonic() - started:.0f} s", flush=True)
+        cursor.execute("ANALYZE")
+
+
+def _report_sizes() -> None:
+    index = embedding_index(model_name=selectors.embedder().model, dimensions=384)
+    with connection.cursor() as cursor:
+        for label, name in (
+            ("HNSW vector(384)", index.name),
+            ("HNSW halfvec(384)", "bench_chunk_halfvec"),
+            ("GIN full text", "chunk_search_vector"),
+            ("chunk table", "documents_chunk"),
+        ):
+            cursor.execute("SELECT pg_size_pretty(pg_relation_size(%s::regclass))", [name])
+            print(f"size, {label}: {cursor.fetchone()[0]}")
+
+
+def _measure(fraction: float, reader: User, queries: list[str], count: int) -> None:
+    visible = Document.objects.visible_to(reader).count()
+    cold, warm, recall = [], [], []
+    for text in queries[:count]:
+        selectors._query_vector_cached.cache_clear()
+        started = time.monotonic()
+        passages_search(user=reader, query=text, k=10)
+        cold.append((time.monotonic() - started) * 1000)
+        started = time.monotonic()
+        passages_search(user=reader, query=text, k=10)
+        warm.append((time.monotonic() - started) * 1000)
+        approximate = passages_search(user=reader, query=text, k=10, mode="dense").passages
+        with override_settings(SEARCH_EXACT_BELOW=10**9):
+            exact = passages_search(user=reader, query=text, k=10, mode="dense").passages
+        found = {p.chunk_id for p in approximate} & {p.chunk_id for p in exact}
+        recall.append(len(found) / max(1, len(exact)))
+    path = "exact" if visible <= settings.SEARCH_EXACT_BELOW else "index"
+    print(
+        f"visibility {fraction:>6.1%} ({visible:,} documents, {path} path): hybrid k=10 "
+        f"p50/p95 {_p(cold, 50):.1f}/{_p(cold, 95):.1f} ms with query embedding, "
+        f"{_p(warm, 50):.1f}/{_p(warm, 95):.1f} ms without; "
+        f"vector recall@10 vs exact {statistics.mean(recall):.3f}",
+        flush=True,
+    )
+
+
+def _p(values: list[float], percentile: int) -> float:
+    return statistics.quantiles(values, n=100)[percentile - 1] if percentile < 100 else max(values)
+
+
+if __name__ == "__main__":
+    main()

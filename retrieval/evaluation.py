@@ -1,0 +1,138 @@
+"""Retrieval quality on a BEIR-format dataset, with trec_eval's measures (pytrec_eval)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytrec_eval
+
+from documents.models import Collection, Document
+from retrieval.hybrid import Filters
+from retrieval.selectors import passages_search
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    dataset: str
+    mode: str
+    queries: int
+    ndcg_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+
+    def as_json(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "mode": self.mode,
+            "queries": self.queries,
+            "ndcg@10": round(self.ndcg_at_10, 4),
+            "recall@100": round(self.recall_at_100, 4),
+            "mrr@10": round(self.mrr_at_10, 4),
+            "latency_ms": {
+                "p50": round(self.latency_p50_ms, 1),
+                "p95": round(self.latency_p95_ms, 1),
+            },
+        }
+
+
+def beir_queries_read(directory: Path, split: str = "test") -> tuple[dict, dict]:
+    """(queries: id -> text, qrels: query id -> {corpus id: relevance}) of the split's judged
+    queries."""
+    queries_path, qrels_path = directory / "queries.jsonl", directory / "qrels" / f"{split}.tsv"
+    for path in (queries_path, qrels_path):
+        if not path.is_file():
+            raise EvaluationError(f"{path} does not exist (expected a BEIR-format dataset).")
+    qrels: dict[str, dict[str, int]] = {}
+    with qrels_path.open(encoding="utf-8") as handle:
+        for row in csv.reader(handle, delimiter="\t"):
+            if len(row) != 3 or row[0] == "query-id":
+                continue
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    queries = {}
+    with queries_path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                if str(row["_id"]) in qrels:
+                    queries[str(row["_id"])] = str(row["text"])
+    missing = set(qrels) - set(queries)
+    if missing:
+        raise EvaluationError(
+            f"{len(missing)} judged queries have no text in {queries_path} "
+            f"(first: {sorted(missing)[0]})."
+        )
+    return queries, qrels
+
+
+def collection_evaluate(
+    *,
+    user,
+    directory: Path,
+    collection: Collection,
+    mode: str,
+    k: int = 100,
+    limit: int | None = None,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Evaluation:
+    """Run the dataset's judged test queries against `collection` as `user` and score the
+    ranked documents (each document ranked by its best passage)."""
+    queries, qrels = beir_queries_read(directory)
+    if limit:
+        queries = dict(list(queries.items())[:limit])
+        qrels = {qid: qrels[qid] for qid in queries}
+    external = dict(Document.objects.filter(collection=collection).values_list("pk", "external_id"))
+    if not external:
+        raise EvaluationError(f"Collection {collection.name!r} has no documents.")
+    run: dict[str, dict[str, float]] = {}
+    latencies = []
+    for done, (qid, text) in enumerate(queries.items(), start=1):
+        started = time.monotonic()
+        result = passages_search(
+            user=user,
+            query=text,
+            k=k,
+            mode=mode,
+            filters=Filters(collections=(collection.pk,)),
+            collapse=True,
+        )
+        latencies.append((time.monotonic() - started) * 1000)
+        # Scores by rank, not the fused score: trec_eval breaks score ties by document id,
+        # which would reorder passages whose fused scores happen to be equal.
+        run[qid] = {
+            external[passage.document_id] or str(passage.document_id): float(k - rank)
+            for rank, passage in enumerate(result.passages)
+        }
+        progress(done)
+    measures = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}).evaluate(run)
+    top10 = {
+        qid: dict(sorted(docs.items(), key=lambda item: -item[1])[:10]) for qid, docs in run.items()
+    }
+    reciprocal = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+
+    def mean(table: dict, measure: str) -> float:
+        # Queries with an empty result are absent from trec_eval's output: they score 0.
+        return sum(table.get(qid, {}).get(measure, 0.0) for qid in queries) / len(queries)
+
+    percentiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return Evaluation(
+        dataset=directory.resolve().name,
+        mode=mode,
+        queries=len(queries),
+        ndcg_at_10=mean(measures, "ndcg_cut_10"),
+        recall_at_100=mean(measures, "recall_100"),
+        mrr_at_10=mean(reciprocal, "recip_rank"),
+        latency_p50_ms=statistics.median(latencies),
+        latency_p95_ms=percentiles[94],
+    )

@@ -1,0 +1,343 @@
+"""The retrieval statement: one SQL query ranks passages by vector similarity, by BM25 over the
+full-text index, or by both fused, with the reader's permissions and the filters inside every
+branch. This is the one place where prodrag writes SQL by hand.
+
+Shape of the statement (CTEs, top to bottom):
+
+- `readable`: the ids of the collections the reader may read (GIN on read_principals), once.
+- `visible`: up to EXACT_BELOW + 1 documents the reader may read that pass the filters (the
+  documents' read_principals GIN, UNION their collection_id btree, each with the filters).
+- `gate`: whether `visible` is small. Every branch exists twice, gated by a one-time filter on
+  it, and only one copy runs:
+  - small (`*_exact`): the passages of the visible documents, fetched document by document
+    through the chunk table's document_id index (a LATERAL subquery fenced with `OFFSET 0`,
+    so the planner cannot trade it for a hash join over the whole table), and ranked
+    exactly. Exact, so a user who can see k matching passages gets k; and cheap, because
+    there are few. The outer `OFFSET 0` fences the ranking subquery so that the planner
+    cannot turn it into an index-ordered scan.
+  - large (`*_index`): an HNSW scan (cosine, the configured model's partial index over
+    `embedding::vector(N)`) or a GIN scan of the full-text vectors, joined to the
+    documents row by row for the permission and filter checks. pgvector's iterative scan
+    (set by the caller: `hnsw.iterative_scan = relaxed_order`) keeps walking the graph
+    until enough passages pass, up to `hnsw.max_scan_tuples`; since the gate sends a
+    search here only when at least EXACT_BELOW documents are visible, such a walk ends
+    quickly.
+- `terms`: the query's lexemes (the same text-search configuration as the index) with their
+  IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
+  scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
+  has most of the query's rare words ranks high even when it lacks one common word, which a
+  conjunctive websearch_to_tsquery would drop entirely. Phrases and exclusions written in
+  web-search syntax (`"..."`, `-word`, `or`) are still honoured as a filter on this branch.
+- `dense` / `fulltext`: each branch's candidates with their rank; `fused`: their union (FULL
+  JOIN on chunk id) scored by reciprocal-rank fusion or by a convex combination of min-max
+  normalised scores; `top`: the best k, optionally one passage per document.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+DENSE, FULLTEXT, HYBRID = "dense", "fulltext", "hybrid"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Document-level conditions, all of which a passage's document must meet."""
+
+    collections: tuple[int, ...] = ()
+    document_ids: tuple[int, ...] = ()
+    content_types: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+    properties: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    method: str  # "rrf" or "convex"
+    rrf_k: int
+    dense_weight: float
+    fulltext_weight: float
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Everything the SQL depends on. `principals` None: the reader may read everything."""
+
+    mode: str
+    text: str
+    vector: str | None
+    principals: tuple[int, ...] | None
+    filters: Filters
+    fusion: Fusion
+    k: int
+    depth: int
+    collapse: bool
+    model: str
+    dimensions: int
+    fts_config: str
+    exact_below: int
+    bm25_k1: float
+    bm25_b: float
+
+
+_WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
+
+
+def statement_build(spec: Statement) -> tuple[str, dict]:
+    """The SQL text and its parameters (all values are parameters; only the vector dimension,
+    an integer from settings, is part of the text)."""
+    params: dict = {
+        "principals": list(spec.principals or ()),
+        "limit_visible": spec.exact_below + 1,
+        "exact_below": spec.exact_below,
+        "depth": spec.depth,
+        "k": spec.k,
+    }
+    document_filter = _filters_sql(spec.filters, params)
+    if spec.principals is None:
+        readable = "TRUE"
+    else:
+        readable = (
+            "(d.read_principals && %(principals)s::bigint[] "
+            "OR d.collection_id = ANY((SELECT ids FROM readable)::bigint[]))"
+        )
+    visible_where = f"{readable} AND {document_filter}"
+    if spec.principals is None:
+        visible = f"SELECT d.id FROM documents_document d WHERE {document_filter}"
+    else:
+        # Two arms, each limited on its own so that each keeps its index (the ACL's GIN,
+        # collection_id's btree): an OR of the two conditions, or a UNION the planner may
+        # merge in primary-key order, scans the whole table.
+        visible = f"""
+            SELECT id FROM (
+                SELECT d.id FROM documents_document d
+                WHERE d.read_principals && %(principals)s::bigint[] AND {document_filter}
+                LIMIT %(limit_visible)s) granted
+            UNION
+            SELECT id FROM (
+                SELECT d.id FROM documents_document d
+                WHERE cardinality((SELECT ids FROM readable)) > 0
+                  AND d.collection_id = ANY((SELECT ids FROM readable)::bigint[])
+                  AND {document_filter}
+                LIMIT %(limit_visible)s) in_collections"""
+    ctes = [
+        "readable AS MATERIALIZED (SELECT ARRAY(SELECT id FROM documents_collection "
+        "WHERE read_principals && %(principals)s::bigint[]) AS ids)",
+        f"visible AS MATERIALIZED ({visible} LIMIT %(limit_visible)s)",
+        "gate AS MATERIALIZED (SELECT count(*) <= %(exact_below)s AS exact FROM visible)",
+    ]
+    if spec.mode in (DENSE, HYBRID):
+        ctes += _dense_ctes(spec, params, visible_where)
+    if spec.mode in (FULLTEXT, HYBRID):
+        ctes += _fulltext_ctes(spec, params, visible_where)
+    ctes.append(f"fused AS ({_fused_sql(spec, params)})")
+    partition = "WHERE nth = 1" if spec.collapse else ""
+    ctes.append(
+        f"""top AS (
+            SELECT * FROM (
+                SELECT fused.*, row_number() OVER (
+                    PARTITION BY document_id ORDER BY score DESC, id) AS nth
+                FROM fused) ranked
+            {partition}
+            ORDER BY score DESC, id LIMIT %(k)s)"""
+    )
+    if spec.vector is None:
+        similarity = "NULL::float8"
+    else:
+        # Every returned passage's own similarity, also for those only full text found: what
+        # context assembly's relevance threshold reads.
+        params |= {"vector": spec.vector, "model": spec.model}
+        similarity = (
+            f"CASE WHEN ch.embedding_model = %(model)s THEN 1 - (ch.embedding::vector("
+            f"{spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})) END"
+        )
+    sql = (
+        "WITH "
+        + ",\n".join(ctes)
+        + f"""
+        SELECT top.id, top.score, top.dense_rank, top.fulltext_rank, {similarity}, top.bm25,
+               ch.document_id, d.title, d.source, d.content_type, d.collection_id,
+               co.name, ch.version_id, v.number, ch.ordinal, ch.heading_path, ch.page_start,
+               ch.page_end, ch.char_start, ch.char_end, ch.text
+        FROM top
+        JOIN documents_chunk ch ON ch.id = top.id
+        JOIN documents_document d ON d.id = ch.document_id
+        JOIN documents_collection co ON co.id = d.collection_id
+        JOIN documents_documentversion v ON v.id = ch.version_id
+        ORDER BY top.score DESC, top.id"""
+    )
+    return sql, params
+
+
+def _filters_sql(filters: Filters, params: dict) -> str:
+    conditions = ["TRUE"]
+    for name, column in (
+        ("collections", "d.collection_id"),
+        ("document_ids", "d.id"),
+        ("content_types", "d.content_type"),
+        ("languages", "d.language"),
+    ):
+        values = getattr(filters, name)
+        if values:
+            params[name] = list(values)
+            conditions.append(f"{column} = ANY(%({name})s)")
+    for name, condition in (
+        ("created_after", "d.created_at >= %(created_after)s"),
+        ("created_before", "d.created_at < %(created_before)s"),
+        # The file's own dates, ISO 8601 strings in properties (compared as such).
+        ("modified_after", "d.properties->>'modified' >= %(modified_after)s"),
+        ("modified_before", "d.properties->>'modified' < %(modified_before)s"),
+    ):
+        value = getattr(filters, name)
+        if value is not None:
+            params[name] = value.isoformat() if name.startswith("modified") else value
+            conditions.append(condition)
+    for name in ("metadata", "properties"):
+        value = getattr(filters, name)
+        if value:
+            params[name] = json.dumps(value)
+            conditions.append(f"d.{name} @> %({name})s::jsonb")
+    return " AND ".join(conditions)
+
+
+def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
+    params["vector"] = spec.vector
+    params["model"] = spec.model
+    distance = f"ch.embedding::vector({spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})"
+    return [
+        f"""dense_exact AS (
+            SELECT id, document_id, distance FROM (
+                SELECT ch.id, ch.document_id, {distance} AS distance
+                FROM visible v CROSS JOIN LATERAL (
+                    SELECT * FROM documents_chunk ch
+                    WHERE ch.document_id = v.id AND ch.embedding_model = %(model)s
+                    OFFSET 0) ch
+                WHERE (SELECT exact FROM gate)
+                OFFSET 0) candidates
+            ORDER BY distance, id LIMIT %(depth)s)""",
+        f"""dense_index AS (
+            SELECT ch.id, ch.document_id, {distance} AS distance
+            FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
+            WHERE NOT (SELECT exact FROM gate) AND ch.embedding_model = %(model)s
+              AND {visible_where}
+            ORDER BY {distance} LIMIT %(depth)s)""",
+        """dense AS (
+            SELECT id, document_id, 1 - distance AS similarity,
+                   row_number() OVER (ORDER BY distance, id) AS rank,
+                   min(1 - distance) OVER () AS low, max(1 - distance) OVER () AS high
+            FROM (SELECT * FROM dense_exact UNION ALL SELECT * FROM dense_index) branch)""",
+    ]
+
+
+def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
+    params |= {"text": spec.text, "config": spec.fts_config, "k1": spec.bm25_k1, "b": spec.bm25_b}
+    # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
+    # so no lexeme can be read as an operator.
+    quoted = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
+    match = "ch.search_vector @@ (SELECT any_term FROM tsq)"
+    if _WEBSEARCH_SYNTAX.search(spec.text):
+        match += " AND ch.search_vector @@ websearch_to_tsquery(%(config)s::regconfig, %(text)s)"
+    bm25 = """(
+        SELECT sum(t.idf * x.tf * (%(k1)s + 1)
+                   / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * ch.search_length
+                                                     / (SELECT avgdl FROM tsq))))
+        FROM (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
+              FROM unnest(ts_filter(setweight(setweight(ch.search_vector, 'D'), 'A',
+                                              (SELECT lexemes FROM tsq)), '{a}')) u) x
+        JOIN terms t ON t.lexeme = x.lexeme)"""
+    return [
+        """terms AS MATERIALIZED (
+            SELECT s.lexeme,
+                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf
+            FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
+                 AS q(lexeme)
+            JOIN retrieval_lexemestat s ON s.lexeme = q.lexeme
+            CROSS JOIN retrieval_corpusstat c
+            WHERE s.passages > 0)""",
+        f"""tsq AS MATERIALIZED (
+            SELECT (SELECT string_agg({quoted}, ' | ') FROM terms)::tsquery AS any_term,
+                   ARRAY(SELECT lexeme FROM terms) AS lexemes,
+                   (SELECT length::float8 / greatest(passages, 1) FROM retrieval_corpusstat)
+                   AS avgdl)""",
+        f"""fulltext_exact AS (
+            SELECT id, document_id, score FROM (
+                SELECT ch.id, ch.document_id, {bm25} AS score
+                FROM visible v CROSS JOIN LATERAL (
+                    SELECT * FROM documents_chunk ch
+                    WHERE ch.document_id = v.id AND {match}
+                    OFFSET 0) ch
+                WHERE (SELECT exact FROM gate)
+                OFFSET 0) candidates
+            ORDER BY score DESC, id LIMIT %(depth)s)""",
+        f"""fulltext_index AS (
+            SELECT id, document_id, score FROM (
+                SELECT ch.id, ch.document_id, {bm25} AS score
+                FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
+                WHERE NOT (SELECT exact FROM gate) AND {match} AND {visible_where}
+                OFFSET 0) candidates
+            ORDER BY score DESC, id LIMIT %(depth)s)""",
+        """fulltext AS (
+            SELECT id, document_id, score AS bm25,
+                   row_number() OVER (ORDER BY score DESC, id) AS rank,
+                   min(score) OVER () AS low, max(score) OVER () AS high
+            FROM (SELECT * FROM fulltext_exact UNION ALL SELECT * FROM fulltext_index) branch)""",
+    ]
+
+
+def _fused_sql(spec: Statement, params: dict) -> str:
+    if spec.mode == DENSE:
+        return """SELECT id, document_id, rank AS dense_rank, NULL::bigint AS fulltext_rank,
+                         similarity, NULL::float8 AS bm25, similarity AS score FROM dense"""
+    if spec.mode == FULLTEXT:
+        return """SELECT id, document_id, NULL::bigint AS dense_rank, rank AS fulltext_rank,
+                         NULL::float8 AS similarity, bm25, bm25 AS score FROM fulltext"""
+    params |= {
+        "dense_weight": spec.fusion.dense_weight,
+        "fulltext_weight": spec.fusion.fulltext_weight,
+        "rrf_k": spec.fusion.rrf_k,
+    }
+    if spec.fusion.method == "rrf":
+        score = """coalesce(%(dense_weight)s / (%(rrf_k)s + dn.rank), 0)
+                   + coalesce(%(fulltext_weight)s / (%(rrf_k)s + ft.rank), 0)"""
+    else:
+        # Min-max normalised within each branch's candidates; a passage one branch did not
+        # return gets 0 from it. With a single candidate, that candidate is the best: 1.
+        score = """(%(dense_weight)s * coalesce(
+                        (dn.similarity - dn.low) / nullif(dn.high - dn.low, 0),
+                        CASE WHEN dn.id IS NULL THEN 0 ELSE 1 END)
+                    + %(fulltext_weight)s * coalesce(
+                        (ft.bm25 - ft.low) / nullif(ft.high - ft.low, 0),
+                        CASE WHEN ft.id IS NULL THEN 0 ELSE 1 END))
+                   / (%(dense_weight)s + %(fulltext_weight)s)"""
+    return f"""SELECT coalesce(dn.id, ft.id) AS id, coalesce(dn.document_id, ft.document_id)
+                      AS document_id, dn.rank AS dense_rank, ft.rank AS fulltext_rank,
+                      dn.similarity, ft.bm25, {score} AS score
+               FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id"""
+
+
+def expansion_terms_build(*, chunk_ids: list[int], text: str, fts_config: str, n: int):
+    """Pseudo-relevance feedback: the `n` lexemes that weigh most (term frequency times IDF)
+    in these passages and are not already in the query. The passages come from a search
+    that applied the reader's permissions, so nothing unreadable leaks into the terms."""
+    sql = """
+        SELECT u.lexeme
+        FROM documents_chunk ch
+        CROSS JOIN unnest(ch.search_vector) u
+        JOIN retrieval_lexemestat s ON s.lexeme = u.lexeme
+        CROSS JOIN retrieval_corpusstat c
+        WHERE ch.id = ANY(%(ids)s)
+          AND u.lexeme <> ALL(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
+          AND length(u.lexeme) > 2 AND u.lexeme !~ '^[0-9]'
+        GROUP BY u.lexeme, s.passages, c.passages
+        ORDER BY sum(coalesce(array_length(u.positions, 1), 1))
+                 * ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) DESC, u.lexeme
+        LIMIT %(n)s"""
+    return sql, {"ids": chunk_ids, "config": fts_config, "text": text, "n": n}

@@ -1,0 +1,280 @@
+"""Search: the passages a user may read that best answer a query."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Q
+
+from accounts.selectors import user_principals
+from documents.embedding import embedder
+from documents.models import Collection, Document
+from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
+from retrieval.hybrid import (
+    DENSE,
+    FULLTEXT,
+    HYBRID,
+    Filters,
+    Fusion,
+    Statement,
+    expansion_terms_build,
+    statement_build,
+)
+
+MODES = (DENSE, FULLTEXT, HYBRID, "hybrid+rerank")
+MAX_K = 1000
+
+
+class SearchError(ValueError):
+    """The search cannot run as asked (bad mode, k out of range, no re-ranker configured)."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: int
+    score: float
+    dense_rank: int | None
+    fulltext_rank: int | None
+    similarity: float | None
+    bm25: float | None
+    document_id: int
+    title: str
+    source: str
+    content_type: str
+    collection_id: int
+    collection: str
+    version_id: int
+    version: int
+    ordinal: int
+    heading_path: tuple[str, ...]
+    page_start: int | None
+    page_end: int | None
+    char_start: int | None
+    char_end: int | None
+    text: str
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: str
+    passages: list[Passage]
+    warnings: list[str] = field(default_factory=list)
+    expansions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def fusion_default() -> Fusion:
+    return Fusion(
+        method=settings.SEARCH_FUSION,
+        rrf_k=settings.SEARCH_RRF_K,
+        dense_weight=settings.SEARCH_DENSE_WEIGHT,
+        fulltext_weight=settings.SEARCH_FULLTEXT_WEIGHT,
+    )
+
+
+def passages_search(
+    *,
+    user,
+    query: str,
+    k: int = 10,
+    mode: str = HYBRID,
+    filters: Filters | None = None,
+    fusion: Fusion | None = None,
+    collapse: bool = False,
+    expand: bool = False,
+) -> SearchResult:
+    """The k passages the user may read that rank best for `query`: one SQL statement (see
+    retrieval.hybrid) with permissions and filters inside every branch. `collapse`: at most
+    one passage (the best) per document. In `hybrid+rerank` mode the hybrid candidates are
+    re-ordered by the configured re-ranker. `expand`: also search rephrasings of the query
+    (retrieval.expansion) and fuse all rankings by reciprocal rank."""
+    started = time.monotonic()
+    if mode not in MODES:
+        raise SearchError(f"Unknown mode {mode!r}; one of: {', '.join(MODES)}.")
+    if not 1 <= k <= MAX_K:
+        raise SearchError(f"k must be between 1 and {MAX_K}, got {k}.")
+    query = query.strip()
+    if not query:
+        raise SearchError("The query is empty.")
+    rerank = mode == "hybrid+rerank"
+    if rerank:
+        from retrieval.rerank import reranker
+
+        ranker = reranker()
+        if ranker is None:
+            raise SearchError(
+                "Mode hybrid+rerank needs a re-ranker: set PRODRAG_RERANKER to a local "
+                "cross-encoder directory or to `llm`."
+            )
+    principals = user_principals(user=user)
+    filters = filters or Filters()
+    wanted = max(k, settings.RERANK_DEPTH) if rerank else k
+    depth = max(settings.SEARCH_CANDIDATES, wanted * 3 if collapse else wanted)
+    sql_mode = HYBRID if rerank else mode
+    spec = Statement(
+        mode=sql_mode,
+        text=query,
+        vector=_query_vector(query) if sql_mode in (DENSE, HYBRID) else None,
+        principals=None if principals.unrestricted else principals.ids,
+        filters=filters,
+        fusion=fusion or fusion_default(),
+        k=wanted,
+        depth=depth,
+        collapse=collapse,
+        model=embedder().model,
+        dimensions=settings.EMBEDDING_DIMENSIONS,
+        fts_config=settings.FTS_CONFIG,
+        exact_below=settings.SEARCH_EXACT_BELOW,
+        bm25_k1=settings.BM25_K1,
+        bm25_b=settings.BM25_B,
+    )
+    readable = principals.unrestricted or principals.ids
+    passages = _statement_run(spec) if readable else []
+    expansions: list[str] = []
+    if expand and passages:
+        paths = [(variant, sql_mode) for variant in llm_variants(query)] or _feedback_paths(
+            query, passages
+        )
+        rankings = [passages]
+        for text, path_mode in paths:
+            # A keyword path keeps the question's own vector: passages' similarity to the
+            # question is what context assembly's threshold reads.
+            vector = _query_vector(text) if path_mode != FULLTEXT else spec.vector
+            rankings.append(
+                _statement_run(dataclasses.replace(spec, text=text, mode=path_mode, vector=vector))
+            )
+            expansions.append(text)
+        passages = _rankings_fuse(rankings, k=wanted, rrf_k=spec.fusion.rrf_k, collapse=collapse)
+    if rerank:
+        passages = ranker.rerank(query, passages)[:k]
+    return SearchResult(
+        query=query,
+        mode=mode,
+        passages=passages,
+        expansions=expansions,
+        warnings=_model_warnings(user, filters) if sql_mode != FULLTEXT else [],
+        seconds=time.monotonic() - started,
+    )
+
+
+def _statement_run(spec: Statement) -> list[Passage]:
+    sql, params = statement_build(spec)
+    # SET LOCAL lasts until the end of this transaction: the HNSW walk of this one search.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', %s, true), "
+            "set_config('hnsw.max_scan_tuples', %s, true)",
+            [
+                str(min(1000, max(settings.HNSW_EF_SEARCH, spec.depth))),
+                str(settings.HNSW_MAX_SCAN_TUPLES),
+            ],
+        )
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        Passage(
+            chunk_id=row[0],
+            score=float(row[1]),
+            dense_rank=row[2],
+            fulltext_rank=row[3],
+            similarity=None if row[4] is None else float(row[4]),
+            bm25=None if row[5] is None else float(row[5]),
+            document_id=row[6],
+            title=row[7],
+            source=row[8],
+            content_type=row[9],
+            collection_id=row[10],
+            collection=row[11],
+            version_id=row[12],
+            version=row[13],
+            ordinal=row[14],
+            heading_path=tuple(row[15]),
+            page_start=row[16],
+            page_end=row[17],
+            char_start=row[18],
+            char_end=row[19],
+            text=row[20],
+        )
+        for row in rows
+    ]
+
+
+def _feedback_paths(query: str, passages: list[Passage]) -> list[tuple[str, str]]:
+    sql, params = expansion_terms_build(
+        chunk_ids=[passage.chunk_id for passage in passages[:FEEDBACK_PASSAGES]],
+        text=query,
+        fts_config=settings.FTS_CONFIG,
+        n=FEEDBACK_TERMS,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        terms = [row[0] for row in cursor.fetchall()]
+    return [(feedback_text(query, terms), FULLTEXT)] if terms else []
+
+
+def _rankings_fuse(
+    rankings: list[list[Passage]], *, k: int, rrf_k: int, collapse: bool
+) -> list[Passage]:
+    """Reciprocal-rank fusion of several searches' results (multi-path recall)."""
+    scores: dict[int, float] = {}
+    first_seen: dict[int, Passage] = {}
+    for ranking in rankings:
+        for rank, passage in enumerate(ranking, start=1):
+            scores[passage.chunk_id] = scores.get(passage.chunk_id, 0.0) + 1 / (rrf_k + rank)
+            first_seen.setdefault(passage.chunk_id, passage)
+    fused = sorted(first_seen.values(), key=lambda p: (-scores[p.chunk_id], p.chunk_id))
+    if collapse:
+        best: dict[int, Passage] = {}
+        for passage in fused:
+            best.setdefault(passage.document_id, passage)
+        fused = list(best.values())
+    return [dataclasses.replace(p, score=scores[p.chunk_id]) for p in fused[:k]]
+
+
+def _query_vector(text: str) -> str:
+    return _query_vector_cached(embedder().model, text)
+
+
+@functools.lru_cache(maxsize=2048)
+def _query_vector_cached(model: str, text: str) -> str:
+    """The query's embedding as a pgvector literal, computed once per distinct query."""
+    vector = embedder().embed([text])[0]
+    return "[" + ",".join(f"{value:.7g}" for value in vector) + "]"
+
+
+_MISMATCH_CACHE_KEY = "retrieval:embedded-otherwise"
+
+
+def _model_warnings(user, filters: Filters) -> list[str]:
+    """Documents embedded by another model than the configured one are left out of the vector
+    ranking (their vectors are never compared with the query's); say so, per collection the
+    user can see, with the command that fixes it."""
+    model = embedder().model
+    counts = cache.get(_MISMATCH_CACHE_KEY)
+    if counts is None:
+        counts = dict(
+            Document.objects.exclude(indexed_version=None)
+            .filter(~Q(indexed_version__embedding_model=model))
+            .values_list("collection_id")
+            .annotate(n=Count("pk"))
+            .values_list("collection_id", "n")
+        )
+        cache.set(_MISMATCH_CACHE_KEY, counts, 60)
+    ids = [pk for pk in counts if not filters.collections or pk in filters.collections]
+    if not ids:
+        return []
+    names = Collection.objects.visible_to(user).filter(pk__in=ids).values_list("pk", "name")
+    return [
+        f"{counts[pk]} document(s) of collection {name!r} were embedded by another model than "
+        f"{model}; only full-text search finds them until `manage.py reembed --collection "
+        f"{name!r}` has run."
+        for pk, name in names
+    ]

@@ -1,0 +1,88 @@
+"""The evaluate command on a small BEIR-format dataset loaded with import_beir."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.accounts.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+CORPUS = [
+    ("d1", "Aspirin", "Aspirin lowers fever and relieves headache."),
+    ("d2", "Vitamin C", "Vitamin C supports the immune system against colds."),
+    ("d3", "Statins", "Statins lower cholesterol and the risk of heart attack."),
+    ("d4", "Insulin", "Insulin regulates the sugar level in the blood of diabetics."),
+]
+QUERIES = [
+    ("q1", "Which drug relieves a headache?", {"d1": 1}),
+    ("q2", "What lowers cholesterol?", {"d3": 1}),
+    ("q3", "How is blood sugar regulated?", {"d4": 1, "d2": 1}),
+]
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    UserFactory(is_superuser=True)
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "corpus.jsonl").write_text(
+        "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in CORPUS)
+    )
+    (tmp_path / "queries.jsonl").write_text(
+        "\n".join(json.dumps({"_id": q, "text": text}) for q, text, _ in QUERIES)
+        + '\n{"_id": "unjudged", "text": "not in the qrels"}'
+    )
+    (tmp_path / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n"
+        + "".join(f"{q}\t{d}\t{r}\n" for q, _, judged in QUERIES for d, r in judged.items())
+    )
+    call_command("import_beir", str(tmp_path), "--collection", "mini", "--sync", stdout=StringIO())
+    return tmp_path
+
+
+def evaluate(*args):
+    out = StringIO()
+    call_command("evaluate", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
+def test_json_output_is_one_object_with_the_documented_keys(dataset, mode):
+    out = evaluate(str(dataset), "--collection", "mini", "--mode", mode, "--json")
+    result = json.loads(out)
+    assert set(result) == {
+        "dataset", "mode", "queries", "ndcg@10", "recall@100", "mrr@10", "latency_ms",
+    }  # fmt: skip
+    assert (result["dataset"], result["mode"], result["queries"]) == (dataset.name, mode, 3)
+    assert set(result["latency_ms"]) == {"p50", "p95"}
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
+    # The vector ranking reaches every document (k=100), so recall is complete; full text
+    # misses q3's vitamin text, which shares no word with the question.
+    assert result["recall@100"] == pytest.approx(1.0 if mode != "fulltext" else 2.5 / 3, abs=1e-4)
+    assert result["mrr@10"] >= 2 / 3
+
+
+def test_metrics_are_trec_evals_for_a_known_ranking(dataset):
+    """Under full text, q1 and q2 find their one relevant document first; of q3's two
+    relevant documents, the insulin text ranks first and the vitamin text, which shares no
+    word with the question, is not found: q3's nDCG@10 is 1 / (1 + 1/log2(3)), its recall 1/2."""
+    result = json.loads(
+        evaluate(str(dataset), "--collection", "mini", "--mode", "fulltext", "--json")
+    )
+    q3_ndcg = 1 / (1 + 1 / 1.584962500721156)
+    assert result["ndcg@10"] == pytest.approx((1 + 1 + q3_ndcg) / 3, abs=1e-4)
+    assert result["recall@100"] == pytest.approx((1 + 1 + 0.5) / 3, abs=1e-4)
+    assert result["mrr@10"] == pytest.approx(1.0)
+
+
+def test_text_output_and_refusals(dataset, tmp_path_factory):
+    out = evaluate(str(dataset), "--collection", "mini", "--mode", "hybrid", "--limit", "2")
+    assert f"{dataset.name} (2 queries), mode hybrid:" in out and "nDCG@10" in out
+    with pytest.raises(CommandError, match="No collection named 'nope'"):
+        evaluate(str(dataset), "--collection", "nope")
+    empty = tmp_path_factory.mktemp("empty")
+    with pytest.raises(CommandError, match=r"queries\.jsonl does not exist"):
+        evaluate(str(empty), "--collection", "mini")

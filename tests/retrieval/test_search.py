@@ -1,0 +1,313 @@
+"""The retrieval statement on real indexed documents: modes, citations, fusion, filters, both
+execution paths, full-text statistics, and what the search refuses."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from documents.models import Chunk, Document, DocumentVersion
+from retrieval import selectors
+from retrieval.hybrid import Filters, Fusion, Statement, statement_build
+from retrieval.models import CorpusStat, LexemeStat
+from retrieval.selectors import SearchError, passages_search
+from tests.accounts.factories import UserFactory
+from tests.documents.factories import CollectionFactory
+from tests.retrieval.conftest import ingest
+
+pytestmark = pytest.mark.django_db
+
+LEAVE_QUESTION = "How many days of annual leave does an employee get?"
+
+
+@pytest.fixture
+def boss():
+    return UserFactory(is_superuser=True)
+
+
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
+def test_each_mode_ranks_the_answer_first_with_what_a_citation_needs(handbook, boss, mode):
+    result = passages_search(user=boss, query=LEAVE_QUESTION, k=3, mode=mode)
+
+    best = result.passages[0]
+    leave = handbook["leave.md"]
+    assert (best.document_id, best.title, best.collection) == (leave.pk, leave.title, "Handbook")
+    assert best.heading_path[-1] == "Annual leave"
+    assert (best.version, best.version_id) == (1, leave.indexed_version_id)
+    version_text = DocumentVersion.objects.get(pk=best.version_id).text
+    assert best.text in version_text[best.char_start : best.char_end]
+    assert "27 days" in best.text
+    assert len(result.passages) == 3
+
+
+def _ranks(user, mode):
+    passages = passages_search(user=user, query=LEAVE_QUESTION, k=50, mode=mode).passages
+    return {p.chunk_id: p for p in passages}
+
+
+def test_reciprocal_rank_fusion_adds_each_rankings_weighted_reciprocal_rank(handbook, boss):
+    dense, fulltext = _ranks(boss, "dense"), _ranks(boss, "fulltext")
+    fusion = Fusion(method="rrf", rrf_k=10, dense_weight=1.0, fulltext_weight=0.5)
+    fused = passages_search(user=boss, query=LEAVE_QUESTION, k=50, fusion=fusion).passages
+
+    assert {p.chunk_id for p in fused} == set(dense) | set(fulltext)
+    for passage in fused:
+        expected = 1 / (10 + list(dense).index(passage.chunk_id) + 1)
+        if passage.chunk_id in fulltext:
+            expected += 0.5 / (10 + list(fulltext).index(passage.chunk_id) + 1)
+        assert passage.score == pytest.approx(expected)
+    assert [p.score for p in fused] == sorted((p.score for p in fused), reverse=True)
+
+
+def test_convex_fusion_averages_min_max_normalised_scores(handbook, boss):
+    dense, fulltext = _ranks(boss, "dense"), _ranks(boss, "fulltext")
+    fusion = Fusion(method="convex", rrf_k=60, dense_weight=3.0, fulltext_weight=1.0)
+    fused = passages_search(user=boss, query=LEAVE_QUESTION, k=50, fusion=fusion).passages
+
+    def normalised(ranking, chunk_id, score):
+        scores = [score(p) for p in ranking.values()]
+        if chunk_id not in ranking:
+            return 0.0
+        return (score(ranking[chunk_id]) - min(scores)) / (max(scores) - min(scores))
+
+    for passage in fused:
+        expected = (
+            3 * normalised(dense, passage.chunk_id, lambda p: p.similarity)
+            + normalised(fulltext, passage.chunk_id, lambda p: p.bm25)
+        ) / 4
+        assert passage.score == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_zero_weight_leaves_the_other_rankings_order(handbook, boss):
+    dense = passages_search(user=boss, query=LEAVE_QUESTION, k=8, mode="dense").passages
+    fusion = Fusion(method="rrf", rrf_k=60, dense_weight=1.0, fulltext_weight=0.0)
+    fused = passages_search(user=boss, query=LEAVE_QUESTION, k=8, fusion=fusion).passages
+    assert [p.chunk_id for p in fused] == [p.chunk_id for p in dense]
+
+
+def test_collapse_keeps_each_documents_best_passage(handbook, boss):
+    result = passages_search(user=boss, query="policy", k=10, mode="hybrid", collapse=True)
+    documents = [p.document_id for p in result.passages]
+    assert len(documents) == len(set(documents)) == len(handbook)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (lambda docs, other: Filters(collections=(other.collection_id,)), {"other.md"}),
+        (
+            lambda docs, other: Filters(document_ids=(docs["travel.md"].pk, other.pk)),
+            {"travel.md", "other.md"},
+        ),
+        (lambda docs, other: Filters(content_types=("text/plain",)), {"canteen.txt"}),
+        (lambda docs, other: Filters(languages=("de",)), {"other.md"}),
+        (lambda docs, other: Filters(metadata={"team": "legal"}), {"other.md"}),
+        (lambda docs, other: Filters(properties={"author": "Ada"}), {"security.md"}),
+        (
+            lambda docs, other: Filters(created_after=timezone.now() - timedelta(days=1)),
+            {"leave.md", "travel.md", "security.md", "canteen.txt", "other.md"},
+        ),
+        (lambda docs, other: Filters(created_before=timezone.now() - timedelta(days=1)), set()),
+        (
+            lambda docs, other: Filters(
+                modified_after=timezone.now() - timedelta(days=400),
+                modified_before=timezone.now() - timedelta(days=300),
+            ),
+            {"travel.md"},
+        ),
+    ],
+)
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
+@pytest.mark.parametrize("exact_below", [0, 1000])
+def test_filters_hold_in_every_branch_and_path(
+    handbook, boss, filters, expected, mode, exact_below, settings
+):
+    settings.SEARCH_EXACT_BELOW = exact_below
+    other = ingest(
+        CollectionFactory(),
+        "other.md",
+        "# Urlaub\n\nJeder Mitarbeiter hat 30 Tage Urlaub und annual leave days.",
+        metadata={"team": "legal"},
+    )
+    Document.objects.filter(pk=other.pk).update(language="de")
+    Document.objects.filter(pk=handbook["security.md"].pk).update(properties={"author": "Ada"})
+    modified = (timezone.now() - timedelta(days=365)).isoformat()
+    Document.objects.filter(pk=handbook["travel.md"].pk).update(properties={"modified": modified})
+    names = {doc.pk: name for name, doc in handbook.items()} | {other.pk: "other.md"}
+
+    result = passages_search(
+        user=boss,
+        query="leave days travel passwords lunch Urlaub",
+        k=50,
+        mode=mode,
+        filters=filters(handbook, other),
+    )
+    assert {names[p.document_id] for p in result.passages} == expected
+
+
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
+def test_the_exact_path_and_the_index_path_rank_alike(handbook, boss, mode, settings):
+    """The two paths compute the same ranking. Index scans are off here, so the index path's
+    branches run as exact scans: the test database holds many dead copies of these very
+    vectors (every test ingests the same handbook and rolls back), and duplicate vectors are
+    HNSW's worst case. That the index path walks HNSW and GIN is asserted from its plan below;
+    HNSW's recall under filters is bench.search's figure."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+    results = {}
+    for exact_below in (1000, 0):
+        settings.SEARCH_EXACT_BELOW = exact_below
+        passages = passages_search(user=boss, query=LEAVE_QUESTION, k=5, mode=mode).passages
+        results[exact_below] = [p.chunk_id for p in passages]
+    assert results[0] == results[1000]
+
+
+def _statement(user_principals, exact_below, **overrides):
+    return Statement(
+        **{
+            "mode": "hybrid",
+            "text": LEAVE_QUESTION,
+            "vector": selectors._query_vector(LEAVE_QUESTION),
+            "principals": user_principals,
+            "filters": Filters(),
+            "fusion": selectors.fusion_default(),
+            "k": 5,
+            "depth": 100,
+            "collapse": False,
+            "model": selectors.embedder().model,
+            "dimensions": 384,
+            "fts_config": "english",
+            "exact_below": exact_below,
+            "bm25_k1": 0.9,
+            "bm25_b": 0.4,
+        }
+        | overrides
+    )
+
+
+def _plan(spec):
+    sql, params = statement_build(spec)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.fixture
+def fresh_chunk_table(transactional_db):
+    """No dead rows from earlier tests' rollbacks, whose weight on the table's statistics
+    would make the planner's choice depend on test order."""
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE documents_chunk")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_gate_runs_one_path_and_the_index_path_walks_hnsw(fresh_chunk_table, handbook):
+    index_plan = _plan(_statement(None, exact_below=0))
+    # (The full-text branch takes the GIN index once the table is larger than a handbook:
+    # docs/benchmarks.md shows its plan on SciFact.)
+    assert "Index Scan using chunk_hnsw_" in index_plan
+    exact_plan = _plan(_statement(None, exact_below=1000))
+    # The index branches sit under a one-time filter that is false: never executed.
+    hnsw_line = next(line for line in exact_plan.splitlines() if "chunk_hnsw_" in line)
+    assert "never executed" in hnsw_line
+
+
+def test_web_search_syntax_excludes_words_and_requires_phrases(handbook, boss):
+    def found(query):
+        passages = passages_search(user=boss, query=query, k=20, mode="fulltext").passages
+        return {p.heading_path[-1] for p in passages}
+
+    assert {"Annual leave", "Sick leave"} <= found("leave")
+    assert "Sick leave" not in found("leave -sickness")
+    assert found('"travel desk"') == {"Booking"}
+
+
+def test_full_text_statistics_follow_inserts_new_versions_and_deletes(handbook):
+    def recomputed():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT u.lexeme, count(*) FROM documents_chunk c, unnest(c.search_vector) u "
+                "GROUP BY u.lexeme"
+            )
+            lexemes = dict(cursor.fetchall())
+        chunks = Chunk.objects.exclude(search_vector=None)
+        length = sum(chunks.values_list("search_length", flat=True))
+        return lexemes, (chunks.count(), length)
+
+    def stored():
+        lexemes = dict(LexemeStat.objects.exclude(passages=0).values_list("lexeme", "passages"))
+        corpus = CorpusStat.objects.get()
+        return lexemes, (corpus.passages, corpus.length)
+
+    assert stored() == recomputed() and stored()[1][0] > 0
+    leave = handbook["leave.md"]
+    ingest(leave.collection, "leave.md", "# Leave policy\n\nNow 30 days of sabbatical leave.")
+    assert stored() == recomputed() and "sabbat" in stored()[0]
+    handbook["travel.md"].delete()
+    assert stored() == recomputed() and "hotel" not in stored()[0]
+
+
+def test_documents_embedded_by_another_model_are_named_and_left_to_full_text(handbook, boss):
+    travel = handbook["travel.md"]
+    Chunk.objects.filter(document=travel).update(embedding_model="old-model")
+    DocumentVersion.objects.filter(pk=travel.indexed_version_id).update(embedding_model="old-model")
+    selectors.cache.delete(selectors._MISMATCH_CACHE_KEY)
+
+    dense = passages_search(user=boss, query="hotel costs refund", k=20, mode="dense")
+    fulltext = passages_search(user=boss, query="hotel costs refund", k=20, mode="fulltext")
+
+    assert travel.pk not in {p.document_id for p in dense.passages}
+    assert travel.pk in {p.document_id for p in fulltext.passages}
+    assert dense.warnings == [
+        f"1 document(s) of collection 'Handbook' were embedded by another model than "
+        f"{selectors.embedder().model}; only full-text search finds them until "
+        "`manage.py reembed --collection 'Handbook'` has run."
+    ]
+
+
+def test_a_user_without_access_to_the_collection_sees_no_collection_names(handbook):
+    travel = handbook["travel.md"]
+    Chunk.objects.filter(document=travel).update(embedding_model="old-model")
+    DocumentVersion.objects.filter(pk=travel.indexed_version_id).update(embedding_model="old-model")
+    selectors.cache.delete(selectors._MISMATCH_CACHE_KEY)
+    outsider = UserFactory()
+    result = passages_search(user=outsider, query="hotel", k=5)
+    assert result.passages == [] and result.warnings == []
+
+
+def test_the_query_is_embedded_once_for_repeated_searches(handbook, boss, monkeypatch):
+    model = selectors.embedder()
+    calls = []
+    original = model.embed
+    monkeypatch.setattr(model, "embed", lambda texts: calls.append(texts) or original(texts))
+    for _ in range(3):
+        passages_search(user=boss, query="a question asked three times", k=3)
+    assert calls == [["a question asked three times"]]
+
+
+def test_a_search_costs_three_queries_for_a_regular_user(handbook, django_assert_num_queries):
+    reader = UserFactory()
+    assign_perm("view_document", reader, handbook["leave.md"].collection)
+    passages_search(user=reader, query=LEAVE_QUESTION, k=3)  # model and cache warm
+    # The user's groups; SAVEPOINT, set_config, the statement, RELEASE (in the test's
+    # transaction the atomic block is a savepoint); the mismatch check is cached.
+    with django_assert_num_queries(5):
+        result = passages_search(user=reader, query=LEAVE_QUESTION, k=3)
+    assert len(result.passages) == 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"mode": "sparse"}, "Unknown mode 'sparse'"),
+        ({"k": 0}, "k must be between 1 and 1000"),
+        ({"query": "   "}, "The query is empty"),
+        ({"mode": "hybrid+rerank"}, "needs a re-ranker: set PRODRAG_RERANKER"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_reason(boss, arguments, message):
+    with pytest.raises(SearchError, match=message):
+        passages_search(user=boss, **({"query": "leave", "k": 5} | arguments))
