@@ -373,6 +373,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_float,
     ),
     Setting(
+        "PRODRAG_SEARCH_MATCH_MAX_SHARE",
+        0.05,
+        "Full text: a word found in more than this share of all passages still counts in the "
+        "BM25 score but does not by itself make a passage a candidate (unless the query has no "
+        "rarer word).",
+        parse_float,
+    ),
+    Setting(
         "PRODRAG_LLM_API_BASE",
         "",
         "Base URL of an OpenAI-compatible chat-completions endpoint (OpenAI, Azure, vLLM, "

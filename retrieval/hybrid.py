@@ -26,7 +26,12 @@ Shape of the statement (CTEs, top to bottom):
   IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
   scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
   has most of the query's rare words ranks high even when it lacks one common word, which a
-  conjunctive websearch_to_tsquery would drop entirely. Phrases and exclusions written in
+  conjunctive websearch_to_tsquery would drop entirely. Words in more than
+  MATCH_MAX_SHARE of all passages still count in the score but do not make a passage a
+  candidate (unless the query has no rarer word): a passage whose only shared words are
+  that common cannot rank high, and scoring the hundreds of thousands of passages that
+  contain "patient" or "result" is what makes full-text search slow at scale. Phrases and
+  exclusions written in
   web-search syntax (`"..."`, `-word`, `or`) are still honoured as a filter on this branch.
 - `dense` / `fulltext`: each branch's candidates with their rank; `fused`: their union (FULL
   JOIN on chunk id) scored by reciprocal-rank fusion or by a convex combination of min-max
@@ -86,6 +91,7 @@ class Statement:
     exact_below: int
     bm25_k1: float
     bm25_b: float
+    match_max_share: float
 
 
 _WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
@@ -238,7 +244,13 @@ def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
 
 
 def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
-    params |= {"text": spec.text, "config": spec.fts_config, "k1": spec.bm25_k1, "b": spec.bm25_b}
+    params |= {
+        "text": spec.text,
+        "config": spec.fts_config,
+        "k1": spec.bm25_k1,
+        "b": spec.bm25_b,
+        "match_max_share": spec.match_max_share,
+    }
     # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
     # so no lexeme can be read as an operator.
     quoted = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
@@ -256,14 +268,18 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
     return [
         """terms AS MATERIALIZED (
             SELECT s.lexeme,
-                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf
+                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf,
+                   s.passages::float8 / greatest(c.passages, 1) AS share
             FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
                  AS q(lexeme)
             JOIN retrieval_lexemestat s ON s.lexeme = q.lexeme
             CROSS JOIN retrieval_corpusstat c
             WHERE s.passages > 0)""",
         f"""tsq AS MATERIALIZED (
-            SELECT (SELECT string_agg({quoted}, ' | ') FROM terms)::tsquery AS any_term,
+            SELECT coalesce(
+                       (SELECT string_agg({quoted}, ' | ') FROM terms
+                        WHERE share <= %(match_max_share)s),
+                       (SELECT string_agg({quoted}, ' | ') FROM terms))::tsquery AS any_term,
                    ARRAY(SELECT lexeme FROM terms) AS lexemes,
                    (SELECT length::float8 / greatest(passages, 1) FROM retrieval_corpusstat)
                    AS avgdl)""",

@@ -134,6 +134,7 @@ def passages_search(
         exact_below=settings.SEARCH_EXACT_BELOW,
         bm25_k1=settings.BM25_K1,
         bm25_b=settings.BM25_B,
+        match_max_share=settings.SEARCH_MATCH_MAX_SHARE,
     )
     readable = principals.unrestricted or principals.ids
     passages = _statement_run(spec) if readable else []

@@ -2,8 +2,11 @@
 execution paths, full-text statistics, and what the search refuses."""
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -182,6 +185,7 @@ def _statement(user_principals, exact_below, **overrides):
             "exact_below": exact_below,
             "bm25_k1": 0.9,
             "bm25_b": 0.4,
+            "match_max_share": 0.05,
         }
         | overrides
     )
@@ -311,3 +315,24 @@ def test_a_search_costs_three_queries_for_a_regular_user(handbook, django_assert
 def test_bad_requests_are_refused_with_a_reason(boss, arguments, message):
     with pytest.raises(SearchError, match=message):
         passages_search(user=boss, **({"query": "leave", "k": 5} | arguments))
+
+
+def test_the_search_command_shows_a_user_only_what_they_may_read(handbook):
+    reader = UserFactory(username="reader")
+    assign_perm("view_document", reader, handbook["leave.md"])
+
+    def run(*args):
+        out = StringIO()
+        call_command("search", *args, stdout=out)
+        return out.getvalue()
+
+    out = run(LEAVE_QUESTION, "--user", "reader", "--k", "3")
+    first = out.splitlines()[0]
+    assert first.startswith(f"[1] {handbook['leave.md'].title} (v1; ") and "Annual leave" in first
+    assert "27 days" in out and "travel desk" not in out
+    outsider = UserFactory().username
+    assert f"Nothing that {outsider} may read matches." in run("hotel", "--user", outsider)
+    with pytest.raises(CommandError, match="No collection named 'Nope'"):
+        run("leave", "--user", "reader", "--collection", "Nope")
+    with pytest.raises(CommandError, match="Not an ISO 8601 date"):
+        run("leave", "--user", "reader", "--created-after", "yesterday")
