@@ -343,7 +343,14 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_SEARCH_EXACT_BELOW",
         2000,
         "When a search can see at most this many documents (permissions and filters applied), "
-        "it ranks their passages exactly instead of walking the vector and full-text indexes.",
+        "full text scores their passages directly instead of going through the GIN index.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_VECTOR_EXACT_BELOW",
+        2000,
+        "When a search can see at most this many documents, the vector ranking compares all "
+        "their passages exactly instead of walking the HNSW index.",
         parse_int,
     ),
     Setting(

@@ -7,7 +7,10 @@ Shape of the statement (CTEs, top to bottom):
 - `readable`: the ids of the collections the reader may read (GIN on read_principals), once.
 - `visible`: up to EXACT_BELOW + 1 documents the reader may read that pass the filters (the
   documents' read_principals GIN, UNION their collection_id btree, each with the filters).
-- `gate`: whether `visible` is small. Every branch exists twice, gated by a one-time filter on
+- `gate`: whether `visible` is small, per branch (at most VECTOR_EXACT_BELOW documents for the
+  vector branch, EXACT_BELOW for full text; both 2,000 by default, which bench.search found
+  best: an iterative HNSW walk that must collect 100 candidates at 1% visibility took 4 times
+  as long as the exact ranking). Every branch exists twice, gated by a one-time filter on
   it, and only one copy runs:
   - small (`*_exact`): the passages of the visible documents, fetched document by document
     through the chunk table's document_id index (a LATERAL subquery fenced with `OFFSET 0`,
@@ -20,8 +23,8 @@ Shape of the statement (CTEs, top to bottom):
     documents row by row for the permission and filter checks. pgvector's iterative scan
     (set by the caller: `hnsw.iterative_scan = relaxed_order`) keeps walking the graph
     until enough passages pass, up to `hnsw.max_scan_tuples`; since the gate sends a
-    search here only when at least EXACT_BELOW documents are visible, such a walk ends
-    quickly.
+    search here only when more than VECTOR_EXACT_BELOW documents are visible, such a walk
+    ends quickly.
 - `terms`: the query's lexemes (the same text-search configuration as the index) with their
   IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
   scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
@@ -89,6 +92,7 @@ class Statement:
     dimensions: int
     fts_config: str
     exact_below: int
+    vector_exact_below: int
     bm25_k1: float
     bm25_b: float
     match_max_share: float
@@ -102,8 +106,9 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
     an integer from settings, is part of the text)."""
     params: dict = {
         "principals": list(spec.principals or ()),
-        "limit_visible": spec.exact_below + 1,
+        "limit_visible": max(spec.exact_below, spec.vector_exact_below) + 1,
         "exact_below": spec.exact_below,
+        "vector_exact_below": spec.vector_exact_below,
         "depth": spec.depth,
         "k": spec.k,
     }
@@ -138,7 +143,8 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         "readable AS MATERIALIZED (SELECT ARRAY(SELECT id FROM documents_collection "
         "WHERE read_principals && %(principals)s::bigint[]) AS ids)",
         f"visible AS MATERIALIZED ({visible} LIMIT %(limit_visible)s)",
-        "gate AS MATERIALIZED (SELECT count(*) <= %(exact_below)s AS exact FROM visible)",
+        "gate AS MATERIALIZED (SELECT count(*) <= %(exact_below)s AS exact, "
+        "count(*) <= %(vector_exact_below)s AS vector_exact FROM visible)",
     ]
     if spec.mode in (DENSE, HYBRID):
         ctes += _dense_ctes(spec, params, visible_where)
@@ -226,13 +232,13 @@ def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
                     SELECT * FROM documents_chunk ch
                     WHERE ch.document_id = v.id AND ch.embedding_model = %(model)s
                     OFFSET 0) ch
-                WHERE (SELECT exact FROM gate)
+                WHERE (SELECT vector_exact FROM gate)
                 OFFSET 0) candidates
             ORDER BY distance, id LIMIT %(depth)s)""",
         f"""dense_index AS (
             SELECT ch.id, ch.document_id, {distance} AS distance
             FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
-            WHERE NOT (SELECT exact FROM gate) AND ch.embedding_model = %(model)s
+            WHERE NOT (SELECT vector_exact FROM gate) AND ch.embedding_model = %(model)s
               AND {visible_where}
             ORDER BY {distance} LIMIT %(depth)s)""",
         """dense AS (

@@ -132,6 +132,7 @@ def passages_search(
         dimensions=settings.EMBEDDING_DIMENSIONS,
         fts_config=settings.FTS_CONFIG,
         exact_below=settings.SEARCH_EXACT_BELOW,
+        vector_exact_below=settings.SEARCH_VECTOR_EXACT_BELOW,
         bm25_k1=settings.BM25_K1,
         bm25_b=settings.BM25_B,
         match_max_share=settings.SEARCH_MATCH_MAX_SHARE,

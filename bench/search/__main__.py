@@ -268,13 +268,17 @@ def _measure(fraction: float, reader: User, queries: list[str], count: int) -> N
         passages_search(user=reader, query=text, k=10)
         warm.append((time.monotonic() - started) * 1000)
         approximate = passages_search(user=reader, query=text, k=10, mode="dense").passages
-        with override_settings(SEARCH_EXACT_BELOW=10**9):
+        with override_settings(SEARCH_EXACT_BELOW=10**9, SEARCH_VECTOR_EXACT_BELOW=10**9):
             exact = passages_search(user=reader, query=text, k=10, mode="dense").passages
         found = {p.chunk_id for p in approximate} & {p.chunk_id for p in exact}
         recall.append(len(found) / max(1, len(exact)))
-    path = "exact" if visible <= settings.SEARCH_EXACT_BELOW else "index"
+    paths = (
+        "vector " + ("exact" if visible <= settings.SEARCH_VECTOR_EXACT_BELOW else "HNSW"),
+        "full text " + ("exact" if visible <= settings.SEARCH_EXACT_BELOW else "GIN"),
+    )
+    path = ", ".join(paths)
     print(
-        f"visibility {fraction:>6.1%} ({visible:,} documents, {path} path): hybrid k=10 "
+        f"visibility {fraction:>6.1%} ({visible:,} documents; {path}): hybrid k=10 "
         f"p50/p95 {_p(cold, 50):.1f}/{_p(cold, 95):.1f} ms with query embedding, "
         f"{_p(warm, 50):.1f}/{_p(warm, 95):.1f} ms without; "
         f"vector recall@10 vs exact {statistics.mean(recall):.3f}",

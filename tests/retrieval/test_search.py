@@ -127,7 +127,7 @@ def test_collapse_keeps_each_documents_best_passage(handbook, boss):
 def test_filters_hold_in_every_branch_and_path(
     handbook, boss, filters, expected, mode, exact_below, settings
 ):
-    settings.SEARCH_EXACT_BELOW = exact_below
+    settings.SEARCH_EXACT_BELOW = settings.SEARCH_VECTOR_EXACT_BELOW = exact_below
     other = ingest(
         CollectionFactory(),
         "other.md",
@@ -161,7 +161,7 @@ def test_the_exact_path_and_the_index_path_rank_alike(handbook, boss, mode, sett
         cursor.execute("SET LOCAL enable_indexscan = off")
     results = {}
     for exact_below in (1000, 0):
-        settings.SEARCH_EXACT_BELOW = exact_below
+        settings.SEARCH_EXACT_BELOW = settings.SEARCH_VECTOR_EXACT_BELOW = exact_below
         passages = passages_search(user=boss, query=LEAVE_QUESTION, k=5, mode=mode).passages
         results[exact_below] = [p.chunk_id for p in passages]
     assert results[0] == results[1000]
@@ -183,6 +183,7 @@ def _statement(user_principals, exact_below, **overrides):
             "dimensions": 384,
             "fts_config": "english",
             "exact_below": exact_below,
+            "vector_exact_below": exact_below,
             "bm25_k1": 0.9,
             "bm25_b": 0.4,
             "match_max_share": 0.05,

@@ -51,7 +51,9 @@ class SearchPermissionProperties(TestCase):
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(world=worlds, search=searches)
     def test_results_are_readable_and_as_many_as_asked(self, world, search):
-        with override_settings(SEARCH_EXACT_BELOW=search["exact_below"]):
+        paths = {"SEARCH_EXACT_BELOW": search["exact_below"]}
+        paths["SEARCH_VECTOR_EXACT_BELOW"] = search["exact_below"]
+        with override_settings(**paths):
             self.check_world(world, search)
 
     def check_world(self, world, search):
