@@ -42,6 +42,7 @@ django.setup()
 
 import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import override_settings  # noqa: E402
@@ -97,8 +98,6 @@ def _base_passages(corpus: Path) -> tuple[list[list[str]], np.ndarray]:
 
 
 def _readers() -> dict[float, User]:
-    from django.contrib.auth.models import Group
-
     readers = {}
     for fraction in FRACTIONS:
         name = f"bench-{fraction:g}"
@@ -110,8 +109,6 @@ def _readers() -> dict[float, User]:
 
 
 def _load(count: int, rng, base, readers: dict[float, User]) -> None:
-    from django.contrib.auth.models import Group
-
     started = time.monotonic()
     owner, _ = User.objects.get_or_create(username="bench-owner")
     with connection.cursor() as cursor:
