@@ -7,8 +7,6 @@ TEST_PGDATA := $(CURDIR)/var/test-pgdata
 # Where a CPU build of torch comes from, if not from PyPI or pip's configured find-links, e.g.
 #   make up TORCH_INDEX=https://download.pytorch.org/whl/cpu
 TORCH_INDEX ?=
-# Worker processes; each embeds with all cores, so more than one rarely helps on a small machine.
-WORKER_CONCURRENCY ?= 1
 
 .PHONY: install up down test format
 
@@ -52,7 +50,7 @@ up: install
 	@if [ -f var/run/worker.pid ] && kill -0 $$(cat var/run/worker.pid) 2>/dev/null; then \
 		echo "worker already running (pid $$(cat var/run/worker.pid))"; \
 	else \
-		$(VENV)/bin/celery -A prodrag worker --beat --concurrency $(WORKER_CONCURRENCY) \
+		$(VENV)/bin/celery -A prodrag worker --beat \
 			--loglevel INFO --detach --pidfile var/run/worker.pid \
 			--logfile var/log/worker.log; \
 	fi

@@ -23,6 +23,20 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def cpu_count() -> int:
+    """CPUs this process may use: its affinity, lowered by a cgroup v2 CPU quota (a container's
+    CPU limit does not change the affinity, and a worker sized by the host's cores would
+    start more processes than the limit can run)."""
+    count = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return count
+    if quota == "max":
+        return count
+    return max(1, min(count, -(-int(quota) // int(period))))
+
+
 def parse_bool(raw: str | bool) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -449,6 +463,15 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_BIND",
         "127.0.0.1:8000",
         "Address gunicorn listens on for `make up`.",
+    ),
+    Setting(
+        "PRODRAG_WORKER_CONCURRENCY",
+        None,
+        "Celery worker processes. Default: the number of CPUs (a container's CPU limit counts). "
+        "Each process embeds with its "
+        "share of the CPUs as torch threads: on CPU, single-threaded processes side by side "
+        "encode more per second than one process with as many threads.",
+        parse_int,
     ),
     Setting(
         "PRODRAG_WEB_WORKERS",

@@ -12,7 +12,7 @@ import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
-from prodrag.config import BASE_DIR, Config
+from prodrag.config import BASE_DIR, Config, cpu_count
 from prodrag.embedded_db import embedded_server_uri
 
 config = Config()
@@ -284,6 +284,7 @@ CELERY_BROKER_URL = config["CELERY_BROKER_URL"] or "sqla+" + _POSTGRES_SCHEME.su
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CONCURRENCY = config["PRODRAG_WORKER_CONCURRENCY"] or cpu_count()
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"

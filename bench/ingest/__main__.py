@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.ingest [--corpus DIR] [--limit N]
 
 Loads the corpus with import_beir's service into a fresh collection on a separate embedded
-database (var/bench-pgdata), lets one real Celery worker (concurrency 1, as `make up` runs it)
-process it (queued task by task while the upload goes on, as import_beir does), and times
+database (var/bench-pgdata), lets one real Celery worker process it (started as `make up`
+starts it: PRODRAG_WORKER_CONCURRENCY processes, by default one per CPU, sharing the CPUs as
+torch threads; tasks queued one by one while the upload goes on, as import_beir does), and times
 from the first upload to the last document ready. Then, with the worker stopped, it encodes
 exactly the texts the worker embedded with SentenceTransformer.encode (same model, same batch
 size) and prints both rates, their ratio, and the worker's peak memory (resident set of the
@@ -67,8 +68,6 @@ def main() -> None:
             "-A",
             "prodrag",
             "worker",
-            "--concurrency",
-            "1",
             "--loglevel",
             "WARNING",
             "--without-gossip",
@@ -109,7 +108,10 @@ def main() -> None:
     encode = time.monotonic() - encode_started
 
     n = len(report.document_ids)
-    print(f"documents: {n} ({failed} failed), chunks: {count}, torch threads: {_threads()}")
+    print(
+        f"documents: {n} ({failed} failed), chunks: {count}; worker processes: "
+        f"{settings.CELERY_WORKER_CONCURRENCY}; raw encode torch threads: {_threads()}"
+    )
     print(f"upload (import_beir service): {uploaded:.1f} s")
     print(
         f"end to end: {elapsed:.1f} s = {n / elapsed:.1f} documents/s, "
@@ -129,13 +131,17 @@ def _wait(documents) -> None:
 
 
 def _warm_up(owner: User) -> None:
-    """One small document first, so that the worker's start-up and model loading (seconds,
+    """A small document per worker process first (each its own task, queued at once, so each
+    process takes one while the others load), so that start-up and model loading (seconds,
     once per process) are not counted as throughput."""
     collection = Collection.objects.create(name=f"warm-up-{time.time_ns()}", owner=owner)
-    document, _ = document_create(
-        collection=collection, owner=owner, upload=ContentFile(b"Warm up.", name="warm.txt")
-    )
-    _wait(Document.objects.filter(pk=document.pk))
+    for number in range(settings.CELERY_WORKER_CONCURRENCY):
+        document_create(
+            collection=collection,
+            owner=owner,
+            upload=ContentFile(f"Warm up {number}.".encode(), name=f"warm-{number}.txt"),
+        )
+    _wait(Document.objects.filter(collection=collection))
 
 
 def _threads() -> int:
