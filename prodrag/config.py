@@ -426,6 +426,33 @@ SETTINGS: tuple[Setting, ...] = (
         parse_float,
     ),
     Setting(
+        "PRODRAG_LLM_RETRIES",
+        3,
+        "Retries of a chat-completions call after a 429, a 5xx, a timeout or a dropped "
+        "connection, with exponential backoff and jitter (or the endpoint's Retry-After).",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_LLM_BACKOFF",
+        0.5,
+        "Base of the retry backoff, in seconds: retry n waits a random time up to base * 2^n "
+        "(at most 8 s).",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_LLM_BREAKER_FAILURES",
+        5,
+        "Failed attempts in a row after which the circuit opens: calls fail at once (answers "
+        "become extractive) instead of waiting on a failing endpoint.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_LLM_BREAKER_SECONDS",
+        30.0,
+        "How long the circuit stays open before one trial call may close it again.",
+        parse_float,
+    ),
+    Setting(
         "PRODRAG_CONTEXT_TOKENS",
         3000,
         "Token budget of the passages handed to the LLM for one answer.",

@@ -1,7 +1,10 @@
 import pytest
 from django.core.cache import cache
 
+from tests.accounts.factories import UserFactory
+from tests.documents.factories import CollectionFactory
 from tests.fake_openai import fake_openai_serve
+from tests.handbook import HANDBOOK, ingest
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +33,25 @@ def openai_endpoint():
 
 @pytest.fixture
 def llm_endpoint(settings, openai_endpoint):
-    """The fake server configured as the LLM."""
+    """The fake server configured as the LLM, with fast retries and a closed circuit."""
     from retrieval import llm
 
     settings.LLM_API_BASE = openai_endpoint
+    settings.LLM_BACKOFF = 0.001
     llm._client.cache_clear()
+    llm.breaker.succeeded()
     yield openai_endpoint
     llm._client.cache_clear()
+    llm.breaker.succeeded()
+
+
+@pytest.fixture
+def handbook(db):
+    """The handbook (tests.handbook) in a collection owned by "hr", indexed: name -> document."""
+    collection = CollectionFactory(name="Handbook", owner=UserFactory(username="hr"))
+    return {name: ingest(collection, name, text) for name, text in HANDBOOK.items()}
+
+
+@pytest.fixture
+def boss(db):
+    return UserFactory(is_superuser=True)

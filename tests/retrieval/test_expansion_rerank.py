@@ -10,15 +10,9 @@ from sentence_transformers import CrossEncoder
 
 from retrieval import rerank
 from retrieval.selectors import passages_search
-from tests.accounts.factories import UserFactory
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def boss():
-    return UserFactory(is_superuser=True)
 
 
 @pytest.fixture
@@ -54,8 +48,8 @@ def test_with_an_llm_expansion_searches_its_rephrasings_and_fuses_them(
     assert scores == sorted(scores, reverse=True) and scores[0] <= 3 / 61
 
 
-def test_a_failing_llm_falls_back_to_keyword_expansion(handbook, boss, llm_endpoint):
-    FakeOpenAI.failures = [500, 500, 500]
+def test_a_failing_llm_falls_back_to_keyword_expansion(handbook, boss, llm_endpoint, settings):
+    FakeOpenAI.failures = [500] * (settings.LLM_RETRIES + 1)
     result = passages_search(user=boss, query="holiday entitlement", k=5, expand=True)
     assert len(result.expansions) == 1 and result.expansions[0].startswith("holiday")
 

@@ -18,16 +18,11 @@ from retrieval.models import CorpusStat, LexemeStat
 from retrieval.selectors import SearchError, passages_search
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
-from tests.retrieval.conftest import ingest
+from tests.handbook import ingest
 
 pytestmark = pytest.mark.django_db
 
 LEAVE_QUESTION = "How many days of annual leave does an employee get?"
-
-
-@pytest.fixture
-def boss():
-    return UserFactory(is_superuser=True)
 
 
 @pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])

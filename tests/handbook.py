@@ -1,9 +1,9 @@
-import pytest
+"""A small company handbook, indexed for real (parse, chunk, embed with the bundled model):
+the corpus the retrieval and chat tests ask about."""
+
 from django.core.files.base import ContentFile
 
 from documents.services import document_create, documents_ingest
-from tests.accounts.factories import UserFactory
-from tests.documents.factories import CollectionFactory
 
 HANDBOOK = {
     "leave.md": "# Leave policy\n\n## Annual leave\n\nEvery employee gets 27 days of paid annual "
@@ -28,10 +28,3 @@ def ingest(collection, name, text, **extra):
     document.refresh_from_db()
     assert document.status == "ready", document.error
     return document
-
-
-@pytest.fixture
-def handbook(db):
-    """Four small policies, indexed for real (parse, chunk, embed with the bundled model)."""
-    collection = CollectionFactory(name="Handbook", owner=UserFactory(username="hr"))
-    return {name: ingest(collection, name, text) for name, text in HANDBOOK.items()}
