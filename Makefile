@@ -14,16 +14,16 @@ TORCH_INDEX ?=
 define WAIT_FOR_WEB
 import sys, time, urllib.request
 from prodrag.config import Config
-url = "http://" + Config()["PRODRAG_BIND"] + "/admin/"
+url = "http://" + Config()["PRODRAG_BIND"]
 for _ in range(120):
     try:
-        urllib.request.urlopen(url + "login/", timeout=2)
+        urllib.request.urlopen(url + "/accounts/login/", timeout=2)
         break
     except OSError:
         time.sleep(0.5)
 else:
     sys.exit("the web server did not answer; see var/log/web.log")
-print("prodrag is up: " + url)
+print(f"prodrag is up: chat {url}/chat/ (staff), admin {url}/admin/ (knowledge managers)")
 endef
 export WAIT_FOR_WEB
 
@@ -66,7 +66,15 @@ down:
 		while [ -f var/run/worker.pid ]; do sleep 0.2; done; echo "worker stopped"; fi
 	@if [ -x $(PY) ]; then $(PY) -m prodrag.embedded_db stop; fi
 
-test: install
+# Debian's Chromium for the browser test (tests/chat/test_browser.py), installed once.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q chromium chromium-driver || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }
+
+test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	PRODRAG_PGDATA=$(TEST_PGDATA) $(VENV)/bin/pytest; status=$$?; \

@@ -453,6 +453,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse_float,
     ),
     Setting(
+        "PRODRAG_CHAT_PASSAGES",
+        8,
+        "Passages retrieved for an answer, before the relevance threshold and the token budget.",
+        parse_int,
+    ),
+    Setting(
         "PRODRAG_CONTEXT_TOKENS",
         3000,
         "Token budget of the passages handed to the LLM for one answer.",
@@ -504,6 +510,13 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_WEB_WORKERS",
         2,
         "gunicorn worker processes.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_WEB_THREADS",
+        8,
+        "Threads per gunicorn worker process: a streamed answer holds one for as long as the "
+        "model writes.",
         parse_int,
     ),
     Setting(

@@ -6,6 +6,10 @@ _config = Config()
 
 bind = _config["PRODRAG_BIND"]
 workers = _config["PRODRAG_WEB_WORKERS"]
+# Threads, so that streamed answers (each holding a thread while the model writes) do not
+# block other requests.
+worker_class = "gthread"
+threads = _config["PRODRAG_WEB_THREADS"]
 wsgi_app = "prodrag.wsgi:application"
 chdir = str(BASE_DIR)
 pidfile = str(BASE_DIR / "var" / "run" / "web.pid")

@@ -169,7 +169,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "chat:home"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- files --------------------------------------------------------------------------------------
 
@@ -246,6 +248,7 @@ LLM_API_BASE = config["PRODRAG_LLM_API_BASE"]
 LLM_MODEL = config["PRODRAG_LLM_MODEL"]
 LLM_API_KEY = config["PRODRAG_LLM_API_KEY"]
 LLM_TIMEOUT = config["PRODRAG_LLM_TIMEOUT"]
+CHAT_PASSAGES = config["PRODRAG_CHAT_PASSAGES"]
 LLM_RETRIES = config["PRODRAG_LLM_RETRIES"]
 LLM_BACKOFF = config["PRODRAG_LLM_BACKOFF"]
 LLM_BREAKER_FAILURES = config["PRODRAG_LLM_BREAKER_FAILURES"]

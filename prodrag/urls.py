@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 admin.site.site_header = "prodrag administration"
@@ -7,5 +8,8 @@ admin.site.site_title = "prodrag"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("chat/", include("chat.urls")),
+    path("", RedirectView.as_view(pattern_name="chat:home", permanent=False)),
 ]

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django import forms
+
+from chat.services import MAX_QUESTION_CHARS
+from documents.models import Collection
+from retrieval.templates import TASKS
+
+
+class AskForm(forms.Form):
+    question = forms.CharField(
+        max_length=MAX_QUESTION_CHARS, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    scope = forms.ModelMultipleChoiceField(
+        queryset=Collection.objects.none(),
+        required=False,
+        label="Collections",
+        help_text="None selected: every collection you can read.",
+    )
+    task = forms.ChoiceField(
+        choices=[(task, task.capitalize()) for task in TASKS], initial="answer", required=False
+    )
+    conversation = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["scope"].queryset = Collection.objects.visible_to(user).order_by("name")
+
+
+class FeedbackForm(forms.Form):
+    helpful = forms.TypedChoiceField(
+        choices=[("1", "Helpful"), ("0", "Not helpful")], coerce=lambda value: value == "1"
+    )
+    comment = forms.CharField(
+        max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )

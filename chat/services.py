@@ -1,0 +1,246 @@
+"""Asking and answering: questions in, grounded and cited answers out, as a stream of events
+that the chat pages (and the API) render."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from chat.extractive import answer_extractive
+from chat.followups import question_standalone
+from chat.grounding import LinkFilter, answer_check
+from chat.models import Conversation, Feedback, Message
+from documents.models import Chunk, Collection
+from retrieval.context import ContextPassage, context_assemble
+from retrieval.hybrid import Filters
+from retrieval.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
+from retrieval.selectors import passages_search
+from retrieval.templates import TASKS, prompt_render
+
+MAX_QUESTION_CHARS = 4000
+NOT_COVERED = (
+    "The documents you can read do not cover this question, so I will not guess. Try other "
+    "words, or a wider collection scope."
+)
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as given (empty, too long, unknown collection or task)."""
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """`sources` (the numbered sources, as stored on the answer), `delta` (text as it is
+    written), `reset` (throw away the text so far: generation failed mid-way and an
+    extractive answer follows) and `done` (the stored answer Message)."""
+
+    kind: str
+    data: object = None
+
+
+def conversation_start(*, owner) -> Conversation:
+    return Conversation.objects.create(owner=owner, title="New conversation")
+
+
+@transaction.atomic
+def question_add(
+    *, conversation: Conversation, user, text: str, scope: Sequence[int] = ()
+) -> Message:
+    """Store the question and the standalone query retrieval will run (rewritten from the
+    conversation so far). `scope`: collection ids the user may read; empty means all.
+    Takes a row lock on the conversation, so that two questions sent at once are ordered."""
+    text = text.strip()
+    if not text:
+        raise QuestionError("The question is empty.")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"The question is longer than {MAX_QUESTION_CHARS} characters.")
+    scope = sorted(set(scope))
+    readable = set(
+        Collection.objects.visible_to(user).filter(pk__in=scope).values_list("pk", flat=True)
+    )
+    if unknown := [pk for pk in scope if pk not in readable]:
+        raise QuestionError(f"No such collection: {', '.join(map(str, unknown))}.")
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    earlier = list(conversation.messages.order_by("created_at", "id"))
+    history = [(m.role, m.text) for m in earlier]
+    previous = next((m.query for m in reversed(earlier) if m.role == Message.Role.USER), None)
+    query = question_standalone(text, history=history, previous_query=previous)
+    if not earlier:
+        conversation.title = text if len(text) <= 80 else text[:79].rsplit(" ", 1)[0] + "\u2026"
+    conversation.save(update_fields=["title", "updated_at"])
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, text=text, query=query, scope=scope
+    )
+
+
+def answer_events(*, question: Message, user, stream: bool, task: str = "answer"):
+    """Retrieve, assemble, generate (streamed when `stream`), check and store an answer to
+    `question`, as AnswerEvents. It always ends in `done` with an answer: generated; or
+    extractive when no LLM is configured or it fails (even mid-stream: `reset`, then the
+    extractive text); or `not_covered` when no readable passage is relevant enough."""
+    if task not in TASKS:
+        raise QuestionError(f"Unknown task {task!r}; one of: {', '.join(TASKS)}.")
+    started = time.monotonic()
+    result = passages_search(
+        user=user,
+        query=question.query,
+        k=settings.CHAT_PASSAGES,
+        filters=Filters(collections=tuple(question.scope)),
+    )
+    sources = context_assemble(
+        result.passages,
+        budget_tokens=settings.CONTEXT_TOKENS,
+        min_similarity=settings.CONTEXT_MIN_SIMILARITY,
+    )
+    described = [_source_describe(source) for source in sources]
+    yield AnswerEvent("sources", described)
+    urls = {s["number"]: s["source"] for s in described if _is_address(s["source"])}
+    notice, model = "", ""
+    if not sources:
+        mode, raw = Message.Mode.NOT_COVERED, NOT_COVERED
+    elif not llm_configured():
+        mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(question.query, sources)
+        notice = "No language model is configured, so these are quotes from the best passages."
+    else:
+        system = prompt_render(task=task, sources=sources)
+        written: list[str] = []
+        try:
+            if stream:
+                links = LinkFilter(allowed=set(urls.values()))
+                for delta in llm_stream(system=system, user=question.query):
+                    written.append(delta)
+                    if safe := links.feed(delta):
+                        yield AnswerEvent("delta", safe)
+                if tail := links.finish():
+                    yield AnswerEvent("delta", tail)
+                raw = "".join(written)
+            else:
+                raw = llm_complete(system=system, user=question.query, max_tokens=1024)
+            mode, model = Message.Mode.GENERATED, settings.LLM_MODEL
+        except LLMUnavailable as exc:
+            if written:
+                yield AnswerEvent("reset")
+            mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(question.query, sources)
+            notice = (
+                f"The language model is unavailable ({exc}), so these are quotes from the best "
+                "passages."
+            )
+    checked = answer_check(raw, sources=len(sources), urls_by_source=urls)
+    answer = Message.objects.create(
+        conversation_id=question.conversation_id,
+        role=Message.Role.ASSISTANT,
+        question=question,
+        text=checked.text,
+        mode=mode,
+        sources=described,
+        cited=list(checked.cited),
+        citations_dropped=checked.citations_dropped,
+        links_removed=checked.links_removed,
+        notice=notice,
+        model=model,
+        generation={
+            "task": task,
+            "stream": stream,
+            "search_mode": result.mode,
+            "k": settings.CHAT_PASSAGES,
+            "fusion": settings.SEARCH_FUSION,
+            "context_tokens": settings.CONTEXT_TOKENS,
+            "min_similarity": settings.CONTEXT_MIN_SIMILARITY,
+            "warnings": result.warnings,
+        },
+        seconds=round(time.monotonic() - started, 3),
+    )
+    Conversation.objects.filter(pk=question.conversation_id).update(updated_at=answer.created_at)
+    yield AnswerEvent("done", answer)
+
+
+def answer_create(*, question: Message, user, task: str = "answer") -> Message:
+    """The answer without streaming (pages without JavaScript, API calls without `stream`)."""
+    events = list(answer_events(question=question, user=user, stream=False, task=task))
+    return events[-1].data
+
+
+def _source_describe(source: ContextPassage) -> dict:
+    first = source.first
+    start, end = source.pages
+    return {
+        "number": source.number,
+        "chunk_ids": [p.chunk_id for p in source.passages],
+        "document_id": first.document_id,
+        "title": first.title,
+        "source": first.source,
+        "collection": first.collection,
+        "version": first.version,
+        "version_id": first.version_id,
+        "section": list(first.heading_path),
+        "page_start": start,
+        "page_end": end,
+        "char_start": min(
+            (p.char_start for p in source.passages if p.char_start is not None), default=None
+        ),
+        "char_end": max(
+            (p.char_end for p in source.passages if p.char_end is not None), default=None
+        ),
+        "similarity": max(
+            (p.similarity for p in source.passages if p.similarity is not None), default=None
+        ),
+        "text": source.text,
+    }
+
+
+def _is_address(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def feedback_record(*, answer: Message, user, helpful: bool, comment: str = "") -> Feedback:
+    """The user's vote on an answer; voting again replaces it (the unique constraint on
+    message and user decides, not a prior read)."""
+    if answer.role != Message.Role.ASSISTANT:
+        raise QuestionError("Feedback is given on answers.")
+    feedback, _ = Feedback.objects.update_or_create(
+        message=answer, user=user, defaults={"helpful": helpful, "comment": comment.strip()}
+    )
+    return feedback
+
+
+def feedback_export(*, directory: Path) -> tuple[int, int]:
+    """Write the feedback as a BEIR-format evaluation set: each rated answer's question is a
+    query (its standalone form), the passages the answer cited are its judged documents
+    (relevant 1 if the answer was rated helpful, 0 if not; a passage rated both ways counts
+    as relevant), and corpus.jsonl holds those passages (their stored text, or the text the
+    answer saw if a newer version has replaced them). Answers that cite nothing judge
+    nothing and are left out. Returns (queries, judgements)."""
+    judged: dict[int, dict[int, int]] = {}
+    queries: dict[int, str] = {}
+    seen: dict[int, tuple[str, str]] = {}
+    for feedback in Feedback.objects.select_related("message__question").order_by("pk"):
+        answer = feedback.message
+        for source in answer.sources:
+            if source["number"] not in answer.cited:
+                continue
+            scores = judged.setdefault(answer.question_id, {})
+            queries[answer.question_id] = answer.question.query or answer.question.text
+            for chunk_id in source["chunk_ids"]:
+                scores[chunk_id] = max(scores.get(chunk_id, 0), int(feedback.helpful))
+                seen.setdefault(chunk_id, (source["title"], source["text"]))
+    stored = dict(Chunk.objects.filter(pk__in=list(seen)).values_list("pk", "text").iterator())
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "qrels").mkdir(exist_ok=True)
+    with (directory / "queries.jsonl").open("w", encoding="utf-8") as out:
+        for pk, text in queries.items():
+            out.write(json.dumps({"_id": f"q{pk}", "text": text}) + "\n")
+    with (directory / "corpus.jsonl").open("w", encoding="utf-8") as out:
+        for pk, (title, text) in seen.items():
+            row = {"_id": str(pk), "title": title, "text": stored.get(pk, text)}
+            out.write(json.dumps(row) + "\n")
+    judgements = [(q, c, score) for q, scores in judged.items() for c, score in scores.items()]
+    with (directory / "qrels" / "test.tsv").open("w", encoding="utf-8") as out:
+        out.write("query-id\tcorpus-id\tscore\n")
+        out.writelines(f"q{q}\t{c}\t{score}\n" for q, c, score in judgements)
+    return len(queries), len(judgements)

@@ -1,0 +1,175 @@
+"""The chat pages. Asking works as a plain form post (the answer is made, then the page
+reloads at it) and, when the page's script asks for `text/event-stream`, as a stream of
+server-sent events carrying the answer as it is written."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from chat.forms import AskForm, FeedbackForm
+from chat.models import Conversation, Message
+from chat.selectors import access_answer, access_conversation, cited_source
+from chat.services import (
+    QuestionError,
+    answer_create,
+    answer_events,
+    conversation_start,
+    feedback_record,
+    question_add,
+)
+
+log = logging.getLogger(__name__)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return _page(request, None, AskForm(user=request.user))
+
+
+@login_required
+def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    found = access_conversation(request.user, pk)
+    form = AskForm(user=request.user, initial={"conversation": found.pk, **_last_scope(found)})
+    return _page(request, found, form)
+
+
+@login_required
+@require_POST
+def ask(request: HttpRequest) -> HttpResponse:
+    form = AskForm(request.POST, user=request.user)
+    found = None
+    if form.is_valid():
+        pk = form.cleaned_data["conversation"]
+        found = access_conversation(request.user, pk) if pk else None
+        try:
+            question = question_add(
+                conversation=found or conversation_start(owner=request.user),
+                user=request.user,
+                text=form.cleaned_data["question"],
+                scope=[c.pk for c in form.cleaned_data["scope"]],
+            )
+        except QuestionError as exc:
+            form.add_error("question", str(exc))
+        else:
+            return _answer(request, question, form.cleaned_data["task"] or "answer")
+    if _streaming(request):
+        return JsonResponse({"errors": form.errors}, status=400)
+    return _page(request, found, form, status=400)
+
+
+@login_required
+@require_POST
+def regenerate(request: HttpRequest, pk: int) -> HttpResponse:
+    previous = access_answer(request.user, pk)
+    return _answer(request, previous.question, previous.generation.get("task", "answer"))
+
+
+@login_required
+@require_POST
+def feedback(request: HttpRequest, pk: int) -> HttpResponse:
+    answer = access_answer(request.user, pk)
+    form = FeedbackForm(request.POST)
+    if not form.is_valid():
+        if _wants_json(request):
+            return JsonResponse({"errors": form.errors}, status=400)
+        return _page(request, answer.conversation, AskForm(user=request.user), status=400)
+    feedback_record(
+        answer=answer,
+        user=request.user,
+        helpful=form.cleaned_data["helpful"],
+        comment=form.cleaned_data["comment"],
+    )
+    if _wants_json(request):
+        return JsonResponse({"saved": True})
+    return redirect(f"{reverse('chat:conversation', args=[answer.conversation_id])}#m{pk}")
+
+
+@login_required
+def source(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    return render(
+        request,
+        "chat/source.html",
+        {"cited": cited_source(request.user, answer_pk=pk, number=number)},
+    )
+
+
+def _page(request, found: Conversation | None, form: AskForm, status: int = 200) -> HttpResponse:
+    messages = (
+        found.messages.select_related("question").prefetch_related("feedback")
+        if found is not None
+        else Message.objects.none()
+    )
+    return render(
+        request,
+        "chat/conversation.html",
+        {
+            "conversation": found,
+            "conversations": Conversation.objects.of(request.user)[:50],
+            "messages": messages,
+            "form": form,
+        },
+        status=status,
+    )
+
+
+def _last_scope(found: Conversation) -> dict:
+    last = found.messages.filter(role=Message.Role.USER).order_by("-created_at", "-id").first()
+    return {"scope": last.scope} if last is not None and last.scope else {}
+
+
+def _streaming(request: HttpRequest) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _answer(request: HttpRequest, question: Message, task: str) -> HttpResponse:
+    if _streaming(request):
+        response = StreamingHttpResponse(
+            _events(request, question, task), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the stream back
+        return response
+    answer = answer_create(question=question, user=request.user, task=task)
+    return redirect(f"{reverse('chat:conversation', args=[question.conversation_id])}#m{answer.pk}")
+
+
+def _events(request: HttpRequest, question: Message, task: str):
+    yield _event(
+        "question",
+        {
+            "conversation": reverse("chat:conversation", args=[question.conversation_id]),
+            "title": question.conversation.title,
+            "html": render_to_string("chat/_question.html", {"message": question}, request),
+        },
+    )
+    try:
+        for event in answer_events(question=question, user=request.user, stream=True, task=task):
+            if event.kind == "delta":
+                yield _event("delta", {"text": event.data})
+            elif event.kind == "reset":
+                yield _event("reset", {})
+            elif event.kind == "sources":
+                yield _event("sources", {"count": len(event.data)})
+            elif event.kind == "done":
+                html = render_to_string("chat/_answer.html", {"message": event.data}, request)
+                yield _event("done", {"id": event.data.pk, "html": html})
+    except Exception:
+        # The response has started (status 200); the reader gets a clear message in the page.
+        log.exception("answering message %s failed", question.pk)
+        yield _event("error", {"message": "The answer could not be completed. Please try again."})
+
+
+def _event(kind: str, data: dict) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
