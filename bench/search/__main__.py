@@ -1,13 +1,20 @@
 """Search latency and recall at scale: synthetic passages, the real retrieval statement.
 
-    .venv/bin/python -m bench.search [--chunks 1000000] [--queries 50]
+    .venv/bin/python -m bench.search [--data blends|copies] [--chunks N] [--queries N] [--reload]
 
-On a separate embedded database (var/bench-search-pgdata), loads `--chunks` synthetic passages
-(10 per document) made from real ones: the first 2,000 SciFact abstracts are embedded with the
-bundled model, and each synthetic passage takes one of them at random, perturbs its vector
-with Gaussian noise (cosine about 0.75 to the original, so that the vectors keep the
-neighbourhood structure of real embeddings while copies of one passage stay apart: about 0.57
-to each other) and takes a 40-word window of its text.
+On a separate embedded database (var/bench-search-DATA-pgdata), loads `--chunks` synthetic
+passages (10 per document) made from real ones: the first 2,000 SciFact abstracts are embedded
+with the bundled model, and each synthetic passage is built from them in one of two ways
+(`--data`):
+- `blends` (default): a random mix of two abstracts, w * a + (1 - w) * b with w uniform in
+  [0, 1], plus a little Gaussian noise (cosine about 0.98 to the unnoised mix), and 20 words of
+  each text. Passages spread over a continuum between real embeddings, as passages of a
+  real corpus do: near neighbours differ by graded amounts.
+- `copies`: one abstract, perturbed with strong Gaussian noise (cosine about 0.75 to the
+  original; copies of one abstract about 0.57 to each other), and a 40-word window of its
+  text. 500 noisy copies of each abstract: the ten nearest passages of a query are ten of
+  the hundreds of copies of one abstract, told apart by noise alone, a worst case for any
+  approximate index.
 Queries are SciFact's own test queries, so query vectors come from the same distribution as
 the passages'. Then it builds the HNSW index (vector, and for comparison halfvec) and the GIN
 index, timing each.
@@ -33,7 +40,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-os.environ.setdefault("PRODRAG_PGDATA", str(ROOT / "var" / "bench-search-pgdata"))
+PARSER = argparse.ArgumentParser()
+PARSER.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/datasets/scifact")
+PARSER.add_argument("--chunks", type=int, default=1_000_000)
+PARSER.add_argument("--queries", type=int, default=50)
+PARSER.add_argument("--data", choices=("blends", "copies"), default="blends")
+PARSER.add_argument("--reload", action="store_true")
+ARGS = PARSER.parse_args()
+os.environ.setdefault("PRODRAG_PGDATA", str(ROOT / "var" / f"bench-search-{ARGS.data}-pgdata"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
 
 import django  # noqa: E402
@@ -57,17 +71,13 @@ FRACTIONS = (1.0, 0.1, 0.01, 0.001)
 PER_DOCUMENT = 10
 WORDS_PER_CHUNK = 40
 BASE = 2_000
-NOISE = 0.045  # per dimension: a perturbed unit vector keeps a cosine of about 0.75
+# Per-dimension noise: `copies` keep a cosine of about 0.75 to their abstract, `blends` about
+# 0.98 to their mix.
+NOISE = {"copies": 0.045, "blends": 0.01}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/datasets/scifact")
-    parser.add_argument("--chunks", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=50)
-    parser.add_argument("--reload", action="store_true")
-    args = parser.parse_args()
-
+    args = ARGS
     call_command("migrate", verbosity=0)
     rng = np.random.default_rng(7)
     queries = [
@@ -75,7 +85,7 @@ def main() -> None:
     ]
     readers = _readers()
     if args.reload or Chunk.objects.count() != args.chunks:
-        _load(args.chunks, rng, _base_passages(args.corpus), readers)
+        _load(args.chunks, rng, _base_passages(args.corpus), readers, args.data)
         _indexes_build()
     _report_sizes()
     for fraction, reader in readers.items():
@@ -108,7 +118,7 @@ def _readers() -> dict[float, User]:
     return readers
 
 
-def _load(count: int, rng, base, readers: dict[float, User]) -> None:
+def _load(count: int, rng, base, readers: dict[float, User], data: str) -> None:
     started = time.monotonic()
     owner, _ = User.objects.get_or_create(username="bench-owner")
     with connection.cursor() as cursor:
@@ -161,9 +171,26 @@ def _load(count: int, rng, base, readers: dict[float, User]) -> None:
             cursor.execute("TRUNCATE bench_staging")
             ids = np.arange(start, min(start + batch, count))
             picks = rng.integers(0, len(base_words), len(ids))
-            vectors = base_vectors[picks] + rng.normal(scale=NOISE, size=(len(ids), 384))
+            others = rng.integers(0, len(base_words), len(ids))
+            offsets = rng.random((len(ids), 2))
+            if data == "blends":
+                weight = rng.random((len(ids), 1))
+                vectors = weight * base_vectors[picks] + (1 - weight) * base_vectors[others]
+                vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+                texts = [
+                    _window(base_words[a], offset[0], WORDS_PER_CHUNK // 2)
+                    + " "
+                    + _window(base_words[b], offset[1], WORDS_PER_CHUNK // 2)
+                    for a, b, offset in zip(picks, others, offsets, strict=True)
+                ]
+            else:
+                vectors = base_vectors[picks]
+                texts = [
+                    _window(base_words[a], offset[0], WORDS_PER_CHUNK)
+                    for a, offset in zip(picks, offsets, strict=True)
+                ]
+            vectors = vectors + rng.normal(scale=NOISE[data], size=(len(ids), 384))
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            offsets = rng.random(len(ids))
             with cursor.copy(
                 "COPY bench_staging (id, document_id, ordinal, text, embedding) FROM STDIN"
             ) as copy:
@@ -173,7 +200,7 @@ def _load(count: int, rng, base, readers: dict[float, User]) -> None:
                             pk + 1,
                             pk // PER_DOCUMENT + 1,
                             pk % PER_DOCUMENT,
-                            _window(base_words[picks[index]], offsets[index]),
+                            texts[index],
                             "[" + ",".join(f"{v:.5f}" for v in vectors[index]) + "]",
                         )
                     )
@@ -198,9 +225,9 @@ def _load(count: int, rng, base, readers: dict[float, User]) -> None:
     )
 
 
-def _window(words: list[str], offset: float) -> str:
-    first = int(offset * max(1, len(words) - WORDS_PER_CHUNK))
-    return " ".join(words[first : first + WORDS_PER_CHUNK])
+def _window(words: list[str], offset: float, size: int) -> str:
+    first = int(offset * max(1, len(words) - size))
+    return " ".join(words[first : first + size])
 
 
 def _indexes_drop(cursor) -> None:

@@ -29,6 +29,14 @@ def test_a_429_is_retried_after_retry_after_and_then_succeeds(llm_endpoint):
     assert llm.breaker.failures == 0
 
 
+def test_a_stream_is_retried_until_its_first_words(llm_endpoint):
+    FakeOpenAI.failures = [429, 502]
+    FakeOpenAI.replies = ["Streamed after two failures."]
+
+    assert "".join(llm_stream(system="s", user="q")) == "Streamed after two failures."
+    assert len(FakeOpenAI.requests) == 3
+
+
 def test_retries_stop_after_the_configured_number(llm_endpoint, settings):
     settings.LLM_RETRIES = 2
     FakeOpenAI.failures = [500] * 5
