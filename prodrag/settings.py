@@ -173,6 +173,25 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- API --------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    # A token first: a request that carries one is answered as its (scoped) user, and a 401
+    # names the Bearer scheme. Browser sessions (CSRF-checked) serve the pages' own calls.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "accounts.api.permissions.TokenScope",
+    ],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "prodrag.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+
 # --- files --------------------------------------------------------------------------------------
 
 MEDIA_ROOT = _project_path(config["PRODRAG_MEDIA_ROOT"])

@@ -6,10 +6,13 @@ from django.views.generic import RedirectView
 admin.site.site_header = "prodrag administration"
 admin.site.site_title = "prodrag"
 
+api_v1 = [path("", include("documents.api.urls")), path("", include("retrieval.api.urls"))]
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("chat.urls")),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("", RedirectView.as_view(pattern_name="chat:home", permanent=False)),
 ]

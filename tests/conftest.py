@@ -1,7 +1,8 @@
 import pytest
 from django.core.cache import cache
+from guardian.shortcuts import assign_perm
 
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import GroupFactory, UserFactory
 from tests.documents.factories import CollectionFactory
 from tests.fake_openai import fake_openai_serve
 from tests.handbook import HANDBOOK, ingest
@@ -55,3 +56,25 @@ def handbook(db):
 @pytest.fixture
 def boss(db):
     return UserFactory(is_superuser=True)
+
+
+@pytest.fixture
+def people(handbook, boss):
+    """The API's permission matrix over the handbook: its owner ("hr"), a member of a group
+    granted the handbook collection, a stranger (another user, no grants), and a superuser.
+    Another collection, "Board", only the superuser may read."""
+    handbook_collection = handbook["leave.md"].collection
+    readers = GroupFactory(name="readers")
+    member = UserFactory(username="member")
+    member.groups.add(readers)
+    assign_perm("view_document", readers, handbook_collection)
+    board = CollectionFactory(name="Board", owner=boss)
+    ingest(board, "minutes.md", "# Board minutes\n\nThe board approved 30 days of annual leave.")
+    return {
+        "owner": handbook_collection.owner,
+        "member": member,
+        "stranger": UserFactory(username="stranger"),
+        "superuser": boss,
+        "handbook": handbook_collection,
+        "board": board,
+    }

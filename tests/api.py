@@ -1,0 +1,16 @@
+"""Clients for the API tests."""
+
+from rest_framework.test import APIClient
+
+from accounts.services import token_create
+
+
+def api_client(user=None, *, scope="read", token=None):
+    """A DRF test client: with `user`, authenticated by a new API token of that scope (or by
+    the given raw `token`); with neither, anonymous."""
+    client = APIClient()
+    if user is not None:
+        token = token_create(user=user, scope=scope)[1]
+    if token is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
