@@ -292,7 +292,10 @@ def embedding_index(*, model_name: str, dimensions: int) -> HnswIndex:
     """The HNSW (cosine) index serving one embedding model's chunks.
 
     Partial on `embedding_model`, over `embedding::vector(N)`: the retrieval query must filter
-    on the same model and cast to the same dimension to use it.
+    on the same model and cast to the same dimension to use it. ef_construction 200 rather
+    than pgvector's 64: at 1M passages (bench.search) the graph built with 64 found half of
+    the true ten nearest at ef_search 100 and plateaued near 0.8 however far it searched;
+    built with 200 it reaches 0.96. The build takes twice as long, the index is the same size.
     """
     suffix = hashlib.sha256(f"{model_name}:{dimensions}".encode()).hexdigest()[:10]
     return HnswIndex(
@@ -300,5 +303,5 @@ def embedding_index(*, model_name: str, dimensions: int) -> HnswIndex:
         name=f"chunk_hnsw_{suffix}",
         condition=Q(embedding_model=model_name),
         m=16,
-        ef_construction=64,
+        ef_construction=200,
     )

@@ -19,7 +19,14 @@ from django.contrib.contenttypes.models import ContentType
 from django.contrib.postgres.search import SearchVector
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, InterfaceError, OperationalError, models, transaction
+from django.db import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    models,
+    transaction,
+)
 from django.db.models import BooleanField, F, Func, Max, OuterRef, Subquery, TextField, Value
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
@@ -37,6 +44,7 @@ from documents.models import (
     DocumentGroupObjectPermission,
     DocumentUserObjectPermission,
     DocumentVersion,
+    embedding_index,
 )
 from documents.parsing import (
     SUPPORTED_SUFFIXES,
@@ -307,6 +315,21 @@ _ACTIVE = [
 ]
 _STAGE_NAMES = {Document.Status.PARSING: "parse", Document.Status.CHUNKING: "chunk"}
 log = logging.getLogger("prodrag.ingest")
+
+
+def embedding_index_ensure(*, model_name: str, dimensions: int) -> bool:
+    """Build the HNSW index serving this embedding model's passages unless it exists (the
+    first model's comes with the migrations; a later one's before its re-embedding, so that
+    its vectors are searched through an index from the start). True if it was built. The
+    build holds a SHARE lock on the chunk table: writes wait for it, searches do not."""
+    index = embedding_index(model_name=model_name, dimensions=dimensions)
+    with connection.cursor() as cursor:
+        existing = connection.introspection.get_constraints(cursor, Chunk._meta.db_table)
+    if index.name in existing:
+        return False
+    with connection.schema_editor() as editor:
+        editor.add_index(Chunk, index)
+    return True
 
 
 def documents_enqueue(*, document_ids: Sequence[int]) -> None:

@@ -369,9 +369,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PRODRAG_HNSW_EF_SEARCH",
-        100,
-        "pgvector `hnsw.ef_search`: candidates the HNSW index keeps per search (raised to the "
-        "candidates asked for, at most 1000).",
+        1000,
+        "pgvector `hnsw.ef_search`: candidates the HNSW index keeps per search (at least the "
+        "candidates asked for; at most 1000, pgvector's limit). Lower trades recall for speed.",
         parse_int,
     ),
     Setting(

@@ -240,6 +240,7 @@ def _indexes_drop(cursor) -> None:
 def _indexes_build() -> None:
     model = selectors.embedder().model
     index = embedding_index(model_name=model, dimensions=384)
+    parameters = ", ".join(index.get_with_params())  # the product's own m and ef_construction
     with connection.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '6GB'")
         cursor.execute("SET max_parallel_maintenance_workers = 1")
@@ -247,14 +248,14 @@ def _indexes_build() -> None:
             (
                 "HNSW vector(384)",
                 f"CREATE INDEX {index.name} ON documents_chunk USING hnsw "
-                "((embedding::vector(384)) vector_cosine_ops) "
-                "WITH (m = 16, ef_construction = 64) WHERE embedding_model = %s",
+                f"((embedding::vector(384)) vector_cosine_ops) WITH ({parameters}) "
+                "WHERE embedding_model = %s",
             ),
             (
                 "HNSW halfvec(384) (size comparison only)",
                 "CREATE INDEX bench_chunk_halfvec ON documents_chunk USING hnsw "
-                "((embedding::halfvec(384)) halfvec_cosine_ops) "
-                "WITH (m = 16, ef_construction = 64) WHERE embedding_model = %s",
+                f"((embedding::halfvec(384)) halfvec_cosine_ops) WITH ({parameters}) "
+                "WHERE embedding_model = %s",
             ),
             (
                 "GIN full text",

@@ -4,8 +4,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
-from documents.models import Document, DocumentVersion
+from documents.models import Document, DocumentVersion, embedding_index
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.documents.factories import CollectionFactory
 
@@ -116,6 +117,24 @@ def test_reembed_picks_the_documents_embedded_by_another_model(
 
     assert "1 document(s) of 'C' queued for re-embedding." in out
     assert queued == [[old.pk]]
+
+
+def test_reembed_first_builds_the_configured_models_hnsw_index(settings, monkeypatch):
+    """GIVEN the configured embedding model changed since the migrations built the first
+    model's index WHEN reembed runs THEN the new model's index exists, built once."""
+    collection = CollectionFactory(name="C")
+    monkeypatch.setattr("documents.tasks.documents_process.delay", lambda ids: None)
+    settings.EMBEDDING_MODEL = "another-model"
+    index = embedding_index(model_name="another-model", dimensions=settings.EMBEDDING_DIMENSIONS)
+
+    first = run("reembed", "--collection", collection.name)
+    second = run("reembed", "--collection", collection.name)
+
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "documents_chunk")
+    assert indexes[index.name]["type"] == "hnsw"
+    assert "Built the HNSW index for another-model (384 dimensions)." in first
+    assert "Built" not in second
 
 
 @pytest.mark.django_db(transaction=True)

@@ -147,7 +147,7 @@ def test_title_and_headings_outrank_body_text_in_full_text_search():
     assert ranked == [in_title.pk, in_heading.pk, in_body.pk]
 
 
-def test_configured_model_has_an_hnsw_index_the_planner_uses(settings):
+def test_configured_model_has_an_hnsw_index_the_planner_uses(chunks_vacuumed, settings):
     dimensions = settings.EMBEDDING_DIMENSIONS
     for i in range(3):
         vector = [0.0] * dimensions

@@ -120,7 +120,7 @@ def test_collapse_keeps_each_documents_best_passage(handbook, boss):
 @pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid"])
 @pytest.mark.parametrize("exact_below", [0, 1000])
 def test_filters_hold_in_every_branch_and_path(
-    handbook, boss, filters, expected, mode, exact_below, settings
+    chunks_vacuumed, handbook, boss, filters, expected, mode, exact_below, settings
 ):
     settings.SEARCH_EXACT_BELOW = settings.SEARCH_VECTOR_EXACT_BELOW = exact_below
     other = ingest(

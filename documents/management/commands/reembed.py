@@ -1,8 +1,9 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from documents.models import Collection
 from documents.selectors import documents_embedded_otherwise
-from documents.services import documents_reprocess
+from documents.services import documents_reprocess, embedding_index_ensure
 
 
 class Command(BaseCommand):
@@ -18,5 +19,8 @@ class Command(BaseCommand):
         found = Collection.objects.filter(name=collection).first()
         if found is None:
             raise CommandError(f"No collection named {collection!r}.")
+        model, dimensions = settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS
+        if embedding_index_ensure(model_name=model, dimensions=dimensions):
+            self.stdout.write(f"Built the HNSW index for {model} ({dimensions} dimensions).")
         count = documents_reprocess(documents=documents_embedded_otherwise(collection=found))
         self.stdout.write(f"{count} document(s) of {collection!r} queued for re-embedding.")
