@@ -15,8 +15,8 @@ class ApiToken(models.Model):
 
     class Scope(models.TextChoices):
         # Ordered: each scope includes the ones before it.
-        READ = "read", "read (search, ask, list and read what the user may read)"
-        WRITE = "write", "write (also upload, change and delete documents, give feedback)"
+        READ = "read", "read (search, ask, give feedback; list and read what the user may read)"
+        WRITE = "write", "write (also upload, change, reprocess and delete documents)"
         ADMIN = "admin", "admin (also manage collections and permissions)"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")

@@ -4,9 +4,6 @@ server-sent events carrying the answer as it is written."""
 
 from __future__ import annotations
 
-import json
-import logging
-
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -20,13 +17,11 @@ from chat.selectors import access_answer, access_conversation, cited_source
 from chat.services import (
     QuestionError,
     answer_create,
-    answer_events,
     conversation_start,
     feedback_record,
     question_add,
 )
-
-log = logging.getLogger(__name__)
+from chat.streams import answer_sse, sse_headers
 
 
 @login_required
@@ -135,41 +130,21 @@ def _wants_json(request: HttpRequest) -> bool:
 
 def _answer(request: HttpRequest, question: Message, task: str) -> HttpResponse:
     if _streaming(request):
-        response = StreamingHttpResponse(
-            _events(request, question, task), content_type="text/event-stream"
+        events = answer_sse(
+            question=question,
+            user=request.user,
+            task=task,
+            opening={
+                "conversation": reverse("chat:conversation", args=[question.conversation_id]),
+                "title": question.conversation.title,
+                "html": render_to_string("chat/_question.html", {"message": question}, request),
+            },
+            sources=lambda described: {"count": len(described)},
+            done=lambda answer: {
+                "id": answer.pk,
+                "html": render_to_string("chat/_answer.html", {"message": answer}, request),
+            },
         )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the stream back
-        return response
+        return sse_headers(StreamingHttpResponse(events, content_type="text/event-stream"))
     answer = answer_create(question=question, user=request.user, task=task)
     return redirect(f"{reverse('chat:conversation', args=[question.conversation_id])}#m{answer.pk}")
-
-
-def _events(request: HttpRequest, question: Message, task: str):
-    yield _event(
-        "question",
-        {
-            "conversation": reverse("chat:conversation", args=[question.conversation_id]),
-            "title": question.conversation.title,
-            "html": render_to_string("chat/_question.html", {"message": question}, request),
-        },
-    )
-    try:
-        for event in answer_events(question=question, user=request.user, stream=True, task=task):
-            if event.kind == "delta":
-                yield _event("delta", {"text": event.data})
-            elif event.kind == "reset":
-                yield _event("reset", {})
-            elif event.kind == "sources":
-                yield _event("sources", {"count": len(event.data)})
-            elif event.kind == "done":
-                html = render_to_string("chat/_answer.html", {"message": event.data}, request)
-                yield _event("done", {"id": event.data.pk, "html": html})
-    except Exception:
-        # The response has started (status 200); the reader gets a clear message in the page.
-        log.exception("answering message %s failed", question.pk)
-        yield _event("error", {"message": "The answer could not be completed. Please try again."})
-
-
-def _event(kind: str, data: dict) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"

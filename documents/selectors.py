@@ -16,6 +16,27 @@ def access_document(user, pk: int) -> Document:
         raise Http404("No such document.") from None
 
 
+def may_change(user, document_or_collection, action: str) -> bool:
+    """Whether a user who may read this document or collection may also `action` ("add",
+    "change", "delete") documents in it: its owner (or its collection's), a superuser, or a
+    holder of Django's model permission for that action, as in the admin."""
+    collection = getattr(document_or_collection, "collection", document_or_collection)
+    return (
+        user.is_superuser
+        or user.pk in (document_or_collection.owner_id, collection.owner_id)
+        or user.has_perm(f"documents.{action}_document")
+    )
+
+
+def access_collection(user, pk: int) -> Collection:
+    """The collection if the user may read it or a document in it; 404 otherwise, alike for
+    missing and forbidden."""
+    try:
+        return Collection.objects.visible_to(user).get(pk=pk)
+    except (Collection.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such collection.") from None
+
+
 def documents_embedded_otherwise(*, collection: Collection) -> QuerySet[Document]:
     """A collection's indexed documents whose passages come from another embedding model than
     the configured one (or another dimension): search cannot compare them with its queries."""

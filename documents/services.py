@@ -288,6 +288,38 @@ def _version_store(
     return version
 
 
+def document_update(*, document: Document, title: str | None = None, metadata=None) -> Document:
+    """Change a document's title or user metadata. The title is part of every passage's
+    full-text vector, so a new title refreshes them (the vectors' embeddings keep the old
+    title until the document is processed again).
+
+    Locks: the document row, for the update."""
+    with transaction.atomic():
+        document = Document.objects.select_for_update().get(pk=document.pk)
+        fields = []
+        if title is not None and title != document.title:
+            document.title, fields = title, [*fields, "title"]
+        if metadata is not None:
+            document.metadata, fields = metadata, [*fields, "metadata"]
+        if fields:
+            document.save(update_fields=[*fields, "updated_at"])
+        if "title" in fields and document.indexed_version_id:
+            chunk_search_vectors_refresh(version_ids=[document.indexed_version_id])
+    return document
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete a document with its versions and passages (search stops seeing it at commit),
+    then its stored files.
+
+    Locks: the document row and, by cascade, its versions' and chunks' rows."""
+    files = [version.file.name for version in document.versions.all() if version.file]
+    storage = DocumentVersion._meta.get_field("file").storage
+    with transaction.atomic():
+        document.delete()
+        transaction.on_commit(lambda: [storage.delete(name) for name in files])
+
+
 def chunk_search_vectors_refresh(*, version_ids: Iterable[int]) -> int:
     """Compute the stored full-text vectors of these versions' chunks: the document title weighs
     most (A), then the heading path (B), then the passage text (D). Returns rows updated."""

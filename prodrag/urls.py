@@ -6,7 +6,11 @@ from django.views.generic import RedirectView
 admin.site.site_header = "prodrag administration"
 admin.site.site_title = "prodrag"
 
-api_v1 = [path("", include("documents.api.urls")), path("", include("retrieval.api.urls"))]
+api_v1 = [
+    path("", include("documents.api.urls")),
+    path("", include("retrieval.api.urls")),
+    path("", include("chat.api.urls")),
+]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

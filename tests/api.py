@@ -1,4 +1,7 @@
-"""Clients for the API tests."""
+"""Clients for the API tests, and a reader of server-sent events."""
+
+import json
+import re
 
 from rest_framework.test import APIClient
 
@@ -14,3 +17,12 @@ def api_client(user=None, *, scope="read", token=None):
     if token is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client
+
+
+def sse(response) -> list[tuple[str, dict]]:
+    body = b"".join(response.streaming_content).decode()
+    return [
+        (re.search(r"^event: (.+)$", block, re.M).group(1),
+         json.loads(re.search(r"^data: (.+)$", block, re.M).group(1)))
+        for block in body.strip().split("\n\n")
+    ]  # fmt: skip

@@ -1,14 +1,12 @@
 """The chat pages through Django's test client: plain form posts (no JavaScript), the
 server-sent event stream, the source view, feedback and who may see what."""
 
-import json
-import re
-
 import pytest
 from django.urls import reverse
 
 from chat.models import Conversation, Feedback, Message
 from tests.accounts.factories import UserFactory
+from tests.api import sse
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -24,15 +22,6 @@ def staff(client, handbook):
     collection.save()
     client.force_login(user)
     return user
-
-
-def sse(response) -> list[tuple[str, dict]]:
-    body = b"".join(response.streaming_content).decode()
-    return [
-        (re.search(r"^event: (.+)$", block, re.M).group(1),
-         json.loads(re.search(r"^data: (.+)$", block, re.M).group(1)))
-        for block in body.strip().split("\n\n")
-    ]  # fmt: skip
 
 
 def test_the_pages_need_a_signed_in_user(client):

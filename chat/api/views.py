@@ -1,0 +1,109 @@
+from django.http import StreamingHttpResponse
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiToken
+from chat.api.serializers import (
+    AskSerializer,
+    ConversationSerializer,
+    FeedbackSerializer,
+    MessageSerializer,
+)
+from chat.models import Conversation
+from chat.selectors import access_answer, access_conversation
+from chat.services import (
+    QuestionError,
+    answer_create,
+    conversation_start,
+    feedback_record,
+    question_add,
+)
+from chat.streams import answer_sse, sse_headers
+
+
+class AskView(APIView):
+    """POST: ask a question, in a new conversation or one of the user's own. The answer rests
+    only on passages the user may read and cites them. With `stream`, server-sent events."""
+
+    required_scope = ApiToken.Scope.READ  # asking changes no document
+
+    def post(self, request):
+        given = AskSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        conversation = (
+            access_conversation(request.user, data["conversation"])
+            if "conversation" in data
+            else conversation_start(owner=request.user)
+        )
+        try:
+            question = question_add(
+                conversation=conversation,
+                user=request.user,
+                text=data["question"],
+                scope=data["scope"],
+            )
+        except QuestionError as error:
+            raise exceptions.ValidationError(str(error)) from error
+        if data["stream"]:
+            events = answer_sse(
+                question=question,
+                user=request.user,
+                task=data["task"],
+                opening={
+                    "conversation": question.conversation_id,
+                    "question": MessageSerializer(question).data,
+                },
+                sources=lambda described: {"sources": described},
+                done=lambda answer: MessageSerializer(answer).data,
+            )
+            return sse_headers(StreamingHttpResponse(events, content_type="text/event-stream"))
+        answer = answer_create(question=question, user=request.user, task=data["task"])
+        return Response(
+            {
+                "conversation": question.conversation_id,
+                "question": MessageSerializer(question).data,
+                "answer": MessageSerializer(answer).data,
+            },
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
+    """The user's own conversations; anyone else's answers 404, superusers' included."""
+
+    serializer_class = ConversationSerializer
+
+    def get_queryset(self):
+        return Conversation.objects.of(self.request.user)
+
+    def get_object(self):
+        return access_conversation(self.request.user, self.kwargs["pk"])
+
+    @action(detail=True, methods=["get"])
+    def messages(self, request, pk=None):
+        conversation = self.get_object()
+        page = self.paginate_queryset(conversation.messages.order_by("created_at", "id"))
+        return self.get_paginated_response(MessageSerializer(page, many=True).data)
+
+
+class AnswerViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """An answer in one of the user's conversations, and feedback on it."""
+
+    serializer_class = MessageSerializer
+    required_scope = None  # by method, except where an action says otherwise
+
+    def get_object(self):
+        return access_answer(self.request.user, self.kwargs["pk"])
+
+    @action(detail=True, methods=["post"], required_scope=ApiToken.Scope.READ)
+    def feedback(self, request, pk=None):
+        """Thumbs up or down, with an optional comment: one per user and answer (a second
+        replaces the first)."""
+        answer = self.get_object()
+        given = FeedbackSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        feedback_record(answer=answer, user=request.user, **given.validated_data)
+        return Response(given.validated_data, status=status.HTTP_201_CREATED)

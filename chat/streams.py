@@ -1,0 +1,53 @@
+"""An answer as server-sent events, for the chat page's script and for the API's `stream`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+from chat.models import Message
+from chat.services import answer_events
+
+log = logging.getLogger(__name__)
+
+
+def answer_sse(
+    *,
+    question: Message,
+    user,
+    task: str,
+    opening: dict,
+    sources: Callable[[list[dict]], dict],
+    done: Callable[[Message], dict],
+) -> Iterator[str]:
+    """`question` (the `opening` data), then `sources`, `delta` (text as it is written),
+    `reset` (forget the text so far: an extractive answer follows) and `done` (the stored
+    answer), or `error` if answering fails after the response has started (it is 200 by
+    then, so the failure is told in the stream and logged)."""
+    yield sse_event("question", opening)
+    try:
+        for event in answer_events(question=question, user=user, stream=True, task=task):
+            if event.kind == "delta":
+                yield sse_event("delta", {"text": event.data})
+            elif event.kind == "reset":
+                yield sse_event("reset", {})
+            elif event.kind == "sources":
+                yield sse_event("sources", sources(event.data))
+            elif event.kind == "done":
+                yield sse_event("done", done(event.data))
+    except Exception:
+        log.exception("answering message %s failed", question.pk)
+        yield sse_event(
+            "error", {"message": "The answer could not be completed. Please try again."}
+        )
+
+
+def sse_event(kind: str, data: dict) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+
+
+def sse_headers(response):
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the stream back
+    return response
