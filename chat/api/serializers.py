@@ -55,3 +55,9 @@ class AskSerializer(serializers.Serializer):
 class FeedbackSerializer(serializers.Serializer):
     helpful = serializers.BooleanField()
     comment = serializers.CharField(required=False, default="", allow_blank=True, max_length=4000)
+
+
+class AskResponseSerializer(serializers.Serializer):
+    conversation = serializers.IntegerField()
+    question = MessageSerializer()
+    answer = MessageSerializer()

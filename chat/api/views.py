@@ -1,4 +1,5 @@
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -6,12 +7,13 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiToken
 from chat.api.serializers import (
+    AskResponseSerializer,
     AskSerializer,
     ConversationSerializer,
     FeedbackSerializer,
     MessageSerializer,
 )
-from chat.models import Conversation
+from chat.models import Conversation, Message
 from chat.selectors import access_answer, access_conversation
 from chat.services import (
     QuestionError,
@@ -29,6 +31,16 @@ class AskView(APIView):
 
     required_scope = ApiToken.Scope.READ  # asking changes no document
 
+    @extend_schema(
+        request=AskSerializer,
+        responses={
+            201: AskResponseSerializer,
+            (200, "text/event-stream"): OpenApiResponse(
+                description="With `stream`: events question, sources, delta, reset, done "
+                "(the answer, as in the 201 body), error."
+            ),
+        },
+    )
     def post(self, request):
         given = AskSerializer(data=request.data)
         given.is_valid(raise_exception=True)
@@ -82,6 +94,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
     def get_object(self):
         return access_conversation(self.request.user, self.kwargs["pk"])
 
+    @extend_schema(responses=MessageSerializer(many=True))
     @action(detail=True, methods=["get"])
     def messages(self, request, pk=None):
         conversation = self.get_object()
@@ -93,11 +106,13 @@ class AnswerViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """An answer in one of the user's conversations, and feedback on it."""
 
     serializer_class = MessageSerializer
+    queryset = Message.objects.none()  # objects come from access_answer; this types the id
     required_scope = None  # by method, except where an action says otherwise
 
     def get_object(self):
         return access_answer(self.request.user, self.kwargs["pk"])
 
+    @extend_schema(request=FeedbackSerializer, responses={201: FeedbackSerializer})
     @action(detail=True, methods=["post"], required_scope=ApiToken.Scope.READ)
     def feedback(self, request, pk=None):
         """Thumbs up or down, with an optional comment: one per user and answer (a second

@@ -67,6 +67,11 @@ class DocumentUploadSerializer(serializers.Serializer):
         return value
 
 
+class DocumentUploadedSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=["created", "new_version", "unchanged"])
+    document = DocumentSerializer()
+
+
 class DocumentChangeSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=500, required=False)
     metadata = serializers.JSONField(required=False)

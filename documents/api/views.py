@@ -1,4 +1,5 @@
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, parsers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -8,6 +9,7 @@ from documents.api.serializers import (
     CollectionSerializer,
     DocumentChangeSerializer,
     DocumentSerializer,
+    DocumentUploadedSerializer,
     DocumentUploadSerializer,
     VersionSerializer,
 )
@@ -32,6 +34,27 @@ class CollectionViewSet(viewsets.ReadOnlyModelViewSet):
         return Collection.objects.visible_to(self.request.user).order_by("name")
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("collection", int),
+            OpenApiParameter("status", str, enum=Document.Status.values),
+            OpenApiParameter("content_type", str),
+            OpenApiParameter("external_id", str),
+            OpenApiParameter("title", str, description="Contained in the title (any case)."),
+            OpenApiParameter("created_after", str, description="ISO 8601 date or time."),
+            OpenApiParameter("created_before", str, description="ISO 8601 date or time."),
+        ]
+    ),
+    create=extend_schema(
+        request={"multipart/form-data": DocumentUploadSerializer},
+        responses={201: DocumentUploadedSerializer, 200: DocumentUploadedSerializer},
+    ),
+    partial_update=extend_schema(request=DocumentChangeSerializer),
+    reprocess=extend_schema(request=None, responses={202: DocumentSerializer}),
+    versions=extend_schema(responses=VersionSerializer(many=True)),
+    chunks=extend_schema(responses=ChunkSerializer(many=True)),
+)
 class DocumentViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

@@ -1,5 +1,6 @@
 import dataclasses
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +19,7 @@ class SearchView(APIView):
 
     required_scope = ApiToken.Scope.READ  # a read, though it is a POST
 
+    @extend_schema(request=SearchRequestSerializer, responses=SearchResponseSerializer)
     def post(self, request):
         given = SearchRequestSerializer(data=request.data)
         given.is_valid(raise_exception=True)
