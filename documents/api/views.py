@@ -151,7 +151,8 @@ class DocumentViewSet(
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
         document = self.get_object()
-        return Response(VersionSerializer(document.versions.order_by("-number"), many=True).data)
+        page = self.paginate_queryset(document.versions.order_by("-number"))
+        return self.get_paginated_response(VersionSerializer(page, many=True).data)
 
     @action(detail=True, methods=["get"])
     def chunks(self, request, pk=None):

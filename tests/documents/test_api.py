@@ -137,7 +137,7 @@ def test_a_readable_document_shows_its_status_versions_and_passages(people, hand
     leave = handbook["leave.md"]
 
     document = client.get(f"{DOCUMENTS}{leave.pk}/").json()
-    versions = client.get(f"{DOCUMENTS}{leave.pk}/versions/").json()
+    versions = client.get(f"{DOCUMENTS}{leave.pk}/versions/").json()["results"]
     chunks = client.get(f"{DOCUMENTS}{leave.pk}/chunks/").json()["results"]
 
     assert document["status"] == "ready" and document["version"] == 1
