@@ -486,6 +486,25 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_CACHE_URL",
+        None,
+        "Cache shared by all web processes, for API rate limits (secret; or "
+        "`PRODRAG_CACHE_URL_FILE`), e.g. `redis://redis:6379/1`. Unset: a table in the database.",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_API_RATE_TOKEN",
+        "600/minute",
+        "Requests one API token may make (`N/second`, `/minute`, `/hour` or `/day`); beyond "
+        "it, 429 with Retry-After.",
+    ),
+    Setting(
+        "PRODRAG_API_RATE_USER",
+        "1200/minute",
+        "Requests one user may make through the API, all their tokens and their browser "
+        "session together.",
+    ),
+    Setting(
         "CELERY_BROKER_URL",
         None,
         "Celery broker (secret; or `CELERY_BROKER_URL_FILE`), e.g. `redis://redis:6379/0`. Unset: "

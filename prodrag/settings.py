@@ -193,7 +193,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.api.throttles.TokenRateThrottle",
+        "accounts.api.throttles.UserRateThrottle",
+    ],
 }
+# Rate limits are counted in a cache all web processes share; everything else caches per process.
+CACHE_URL = config["PRODRAG_CACHE_URL"]
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "prodrag_cache"}
+    ),
+}
+API_RATE_TOKEN = config["PRODRAG_API_RATE_TOKEN"]
+API_RATE_USER = config["PRODRAG_API_RATE_USER"]
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "prodrag API",
     "DESCRIPTION": "Search, ask and manage documents; every answer only from what the caller "

@@ -6,12 +6,14 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.selectors import TokenRejected, token_authenticate
 from accounts.services import token_create, token_revoke
 from tests.accounts.factories import UserFactory
+from tests.api import api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -100,3 +102,26 @@ def test_a_manager_revokes_tokens_from_the_admin_and_sees_no_secret_there(client
     assert plain not in listing.content.decode() and token.digest not in listing.content.decode()
     with pytest.raises(TokenRejected, match="revoked"):
         token_authenticate(plain=plain)
+
+
+def test_each_token_and_each_user_has_a_rate_limit_answered_with_retry_after(settings):
+    """GIVEN limits of 3 requests per token and 5 per user WHEN a user spends them THEN the
+    next request gets a 429 with Retry-After, in the API's error shape. (A request one limit
+    refuses still counts against the other.)"""
+    settings.API_RATE_TOKEN, settings.API_RATE_USER = "3/minute", "5/minute"
+    user = UserFactory()
+    first, second = api_client(user), api_client(user)
+
+    first_answers = [first.get("/api/v1/collections/").status_code for _ in range(4)]
+    second_answers = [second.get("/api/v1/collections/").status_code for _ in range(2)]
+    limited = second.get("/api/v1/collections/")
+    other_user = api_client(UserFactory()).get("/api/v1/collections/")
+
+    assert first_answers == [200, 200, 200, 429]  # the token's own limit
+    assert second_answers == [200, 429]  # the user's limit, shared by both tokens
+    assert limited.status_code == 429 and 0 < int(limited["Retry-After"]) <= 60
+    assert limited.json()["error"]["code"] == "throttled"
+    assert other_user.status_code == 200
+    with connection.cursor() as cursor:  # counted where every web process sees it
+        cursor.execute("SELECT count(*) FROM prodrag_cache WHERE cache_key LIKE %s", ["%throttle%"])
+        assert cursor.fetchone()[0] >= 3
