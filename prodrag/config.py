@@ -505,6 +505,13 @@ SETTINGS: tuple[Setting, ...] = (
         "session together.",
     ),
     Setting(
+        "PRODRAG_API_MAX_BODY_BYTES",
+        1_048_576,
+        "Largest API request body other than a file upload (uploads: PRODRAG_MAX_FILE_BYTES); "
+        "larger ones get a 413 before they are read.",
+        parse_int,
+    ),
+    Setting(
         "CELERY_BROKER_URL",
         None,
         "Celery broker (secret; or `CELERY_BROKER_URL_FILE`), e.g. `redis://redis:6379/0`. Unset: "

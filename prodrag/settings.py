@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "prodrag.middleware.ApiRequestSizeLimit",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -210,6 +211,7 @@ CACHES = {
 }
 API_RATE_TOKEN = config["PRODRAG_API_RATE_TOKEN"]
 API_RATE_USER = config["PRODRAG_API_RATE_USER"]
+API_MAX_BODY_BYTES = config["PRODRAG_API_MAX_BODY_BYTES"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "prodrag API",

@@ -238,3 +238,17 @@ def test_reprocess_puts_a_document_back_in_the_queue(people, handbook, monkeypat
 
     assert response.status_code == 202 and response.json()["status"] == "pending"
     assert queued == [[travel.pk]]
+
+
+def test_an_upload_larger_than_the_file_limit_is_a_413_before_it_is_read(people, settings):
+    settings.INGEST_LIMITS = settings.INGEST_LIMITS | {"max_file_bytes": 1000}
+    client = api_client(people["owner"], scope="write")
+    before = Document.objects.count()
+
+    response = upload(client, people["handbook"], text="x" * 200_000)
+    small = upload(client, people["handbook"], text="# Small\n\nFits.")
+
+    assert response.status_code == 413
+    assert "PRODRAG_MAX_FILE_BYTES" in response.json()["error"]["message"]
+    assert small.status_code == 201
+    assert Document.objects.count() == before + 1

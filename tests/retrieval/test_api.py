@@ -97,3 +97,15 @@ def test_an_unexpected_failure_is_logged_and_answered_in_the_same_json_shape(
         "error": {"status": 500, "code": "server_error", "message": "Internal error."}
     }
     assert "disk on fire" in caplog.text
+
+
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(people, settings, monkeypatch):
+    settings.API_MAX_BODY_BYTES = 1000
+    searched = []
+    monkeypatch.setattr("retrieval.api.views.passages_search", searched.append)
+
+    response = api_client(people["member"]).post(URL, {"query": "leave " * 300}, format="json")
+
+    assert response.status_code == 413 and searched == []
+    assert response.json()["error"]["code"] == "too_large"
+    assert "PRODRAG_API_MAX_BODY_BYTES" in response.json()["error"]["message"]

@@ -1,0 +1,34 @@
+"""Request size limits for the API, checked on the declared length before any of the body is
+read: a multipart upload may be as large as the file limit allows (plus its form fields),
+anything else PRODRAG_API_MAX_BODY_BYTES. Beyond that, 413 in the API's error shape."""
+
+from django.conf import settings
+from django.http import JsonResponse
+
+# Room for a multipart upload's other fields and part headers.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class ApiRequestSizeLimit:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            limit, what = self._limit(request)
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > limit:
+                message = f"The request body is {length:,} bytes; {what} may be {limit:,} at most."
+                body = {"error": {"status": 413, "code": "too_large", "message": message}}
+                return JsonResponse(body, status=413)
+        return self.get_response(request)
+
+    @staticmethod
+    def _limit(request) -> tuple[int, str]:
+        if request.content_type == "multipart/form-data":
+            limit = settings.INGEST_LIMITS["max_file_bytes"] + MULTIPART_OVERHEAD
+            return limit, "an upload (PRODRAG_MAX_FILE_BYTES and its form fields)"
+        return settings.API_MAX_BODY_BYTES, "a request (PRODRAG_API_MAX_BODY_BYTES)"
