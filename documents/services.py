@@ -298,9 +298,11 @@ def document_update(*, document: Document, title: str | None = None, metadata=No
         document = Document.objects.select_for_update().get(pk=document.pk)
         fields = []
         if title is not None and title != document.title:
-            document.title, fields = title, [*fields, "title"]
+            document.title = title
+            fields.append("title")
         if metadata is not None:
-            document.metadata, fields = metadata, [*fields, "metadata"]
+            document.metadata = metadata
+            fields.append("metadata")
         if fields:
             document.save(update_fields=[*fields, "updated_at"])
         if "title" in fields and document.indexed_version_id:
@@ -335,20 +337,6 @@ def chunk_search_vectors_refresh(*, version_ids: Iterable[int]) -> int:
     )
 
 
-# --- ingestion ----------------------------------------------------------------------------------
-
-# Worth another try later: the database or the embedding endpoint was unreachable.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, EmbeddingUnavailable)
-_ACTIVE = [
-    Document.Status.PENDING,
-    Document.Status.PARSING,
-    Document.Status.CHUNKING,
-    Document.Status.EMBEDDING,
-]
-_STAGE_NAMES = {Document.Status.PARSING: "parse", Document.Status.CHUNKING: "chunk"}
-log = logging.getLogger("prodrag.ingest")
-
-
 def embedding_index_ensure(*, model_name: str, dimensions: int) -> bool:
     """Build the HNSW index serving this embedding model's passages unless it exists (the
     first model's comes with the migrations; a later one's before its re-embedding, so that
@@ -362,6 +350,20 @@ def embedding_index_ensure(*, model_name: str, dimensions: int) -> bool:
     with connection.schema_editor() as editor:
         editor.add_index(Chunk, index)
     return True
+
+
+# --- ingestion ----------------------------------------------------------------------------------
+
+# Worth another try later: the database or the embedding endpoint was unreachable.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, EmbeddingUnavailable)
+_ACTIVE = [
+    Document.Status.PENDING,
+    Document.Status.PARSING,
+    Document.Status.CHUNKING,
+    Document.Status.EMBEDDING,
+]
+_STAGE_NAMES = {Document.Status.PARSING: "parse", Document.Status.CHUNKING: "chunk"}
+log = logging.getLogger("prodrag.ingest")
 
 
 def documents_enqueue(*, document_ids: Sequence[int]) -> None:

@@ -10,6 +10,16 @@ class CollectionSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "chunking", "chunk_tokens", "chunk_overlap"]
 
 
+class MetadataField(serializers.JSONField):
+    """User metadata: a JSON object (as JSON, or as a string of it in a multipart form)."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Metadata must be a JSON object.")
+        return value
+
+
 class DocumentSerializer(serializers.ModelSerializer):
     collection_name = serializers.CharField(source="collection.name", read_only=True)
     version = serializers.IntegerField(source="current_version.number", read_only=True)
@@ -49,7 +59,7 @@ class DocumentUploadSerializer(serializers.Serializer):
     collection = serializers.IntegerField(help_text="Id of a collection the user may read.")
     title = serializers.CharField(max_length=500, required=False, default="")
     external_id = serializers.CharField(max_length=200, required=False, default="")
-    metadata = serializers.JSONField(required=False, default=dict)
+    metadata = MetadataField(required=False, default=dict)
     open_to_staff = serializers.BooleanField(required=False, default=False)
 
     def validate_file(self, upload):
@@ -61,11 +71,6 @@ class DocumentUploadSerializer(serializers.Serializer):
             )
         return upload
 
-    def validate_metadata(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Metadata must be a JSON object.")
-        return value
-
 
 class DocumentUploadedSerializer(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["created", "new_version", "unchanged"])
@@ -74,12 +79,7 @@ class DocumentUploadedSerializer(serializers.Serializer):
 
 class DocumentChangeSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=500, required=False)
-    metadata = serializers.JSONField(required=False)
-
-    def validate_metadata(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Metadata must be a JSON object.")
-        return value
+    metadata = MetadataField(required=False)
 
 
 class VersionSerializer(serializers.ModelSerializer):
