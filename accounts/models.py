@@ -1,5 +1,9 @@
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -40,3 +44,78 @@ class ApiToken(models.Model):
     def allows(self, scope: str) -> bool:
         order = list(self.Scope.values)
         return order.index(self.scope) >= order.index(scope)
+
+
+class AuditEvent(models.Model):
+    """One thing a person or integration did that compliance must be able to trace: what they
+    searched and were shown, what they changed. Written in the transaction of the change
+    itself, so a change that rolls back leaves no record. Query and answer texts are stored
+    desensitised (accounts.pii)."""
+
+    class Action(models.TextChoices):
+        SEARCH = "search", "search"
+        ASK = "ask", "ask"
+        DOCUMENT_CREATE = "document.create", "document created"
+        DOCUMENT_UPDATE = "document.update", "document changed"
+        DOCUMENT_DELETE = "document.delete", "document deleted"
+        DOCUMENT_REPROCESS = "document.reprocess", "document queued for processing again"
+        COLLECTION_CREATE = "collection.create", "collection created"
+        COLLECTION_UPDATE = "collection.update", "collection changed"
+        COLLECTION_DELETE = "collection.delete", "collection deleted"
+        PERMISSION_GRANT = "permission.grant", "permission granted"
+        PERMISSION_REVOKE = "permission.revoke", "permission revoked"
+        USER_UPDATE = "user.update", "user's access flags changed"
+        MEMBERSHIP_ADD = "membership.add", "user added to group"
+        MEMBERSHIP_REMOVE = "membership.remove", "user removed from group"
+        TOKEN_CREATE = "token.create", "API token created"
+        TOKEN_REVOKE = "token.revoke", "API token revoked"
+
+    class Via(models.TextChoices):
+        API = "api", "API"
+        PAGE = "page", "chat pages"
+        ADMIN = "admin", "admin"
+        COMMAND = "command", "management command"
+        SYSTEM = "system", "system (no person)"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(
+        max_length=150, blank=True, help_text="The actor's username, kept if the user is deleted."
+    )
+    via = models.CharField(max_length=8, choices=Via.choices)
+    token_prefix = models.CharField(
+        max_length=12, blank=True, help_text="The API token the request came with."
+    )
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=24, choices=Action.choices)
+    target_type = models.CharField(max_length=24, blank=True)
+    target_id = models.BigIntegerField(null=True, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    query = models.TextField(blank=True)
+    answer = models.TextField(blank=True)
+    returned_documents = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    returned_chunks = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    cited_documents = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    cited_chunks = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    details = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text="For a change, {field: [before, after]}; for a search or ask, its settings.",
+    )
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["action", "-at"]),
+            models.Index(fields=["actor", "-at"]),
+            models.Index(fields=["target_type", "target_id"]),
+            # "Who was shown this document?"
+            GinIndex(fields=["returned_documents"]),
+            GinIndex(fields=["cited_documents"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"

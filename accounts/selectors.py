@@ -8,14 +8,20 @@ tables, so group membership changes take effect on the next query with no ACL re
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
+import json
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TextIO
 
 from django.contrib.auth.models import AnonymousUser, Group
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import ApiToken, User
+from accounts.models import ApiToken, AuditEvent, User
 
 ALL_STAFF = 0
 
@@ -82,3 +88,54 @@ def token_authenticate(*, plain: str) -> ApiToken:
     if not token.user.is_active:
         raise TokenRejected("This token's user is inactive.")
     return token
+
+
+AUDIT_COLUMNS = (
+    "id",
+    "at",
+    "actor_name",
+    "via",
+    "token_prefix",
+    "client_ip",
+    "action",
+    "target_type",
+    "target_id",
+    "target_repr",
+    "query",
+    "answer",
+    "returned_documents",
+    "returned_chunks",
+    "cited_documents",
+    "cited_chunks",
+    "details",
+)
+
+
+def audit_write(*, events: QuerySet[AuditEvent], fmt: str, out: TextIO) -> int:
+    """Write these audit events to `out`, oldest first, as CSV (lists and details as JSON text
+    in their cells) or as one JSON array, streaming rows from the database. Returns how many."""
+    rows = events.order_by("at", "id").values_list(*AUDIT_COLUMNS).iterator(chunk_size=2000)
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(AUDIT_COLUMNS)
+        for row in rows:
+            writer.writerow(
+                json.dumps(value, cls=DjangoJSONEncoder)
+                if isinstance(value, list | dict)
+                else value.isoformat()
+                if isinstance(value, datetime)
+                else value
+                for value in row
+            )
+            count += 1
+        return count
+    if fmt != "json":
+        raise ValueError(f"Unknown export format {fmt!r}; csv or json.")
+    out.write("[")
+    for row in rows:
+        out.write(",\n" if count else "\n")
+        out.write(json.dumps(dict(zip(AUDIT_COLUMNS, row, strict=True)), cls=DjangoJSONEncoder))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count

@@ -12,6 +12,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from accounts.models import AuditEvent
+from accounts.pii import pii_mask
+from accounts.services import audit_record
 from chat.extractive import answer_extractive
 from chat.followups import question_standalone
 from chat.grounding import LinkFilter, answer_check
@@ -99,7 +102,27 @@ def answer_events(*, question: Message, user, stream: bool, task: str = "answer"
         min_similarity=settings.CONTEXT_MIN_SIMILARITY,
     )
     described = [_source_describe(source) for source in sources]
-    yield AnswerEvent("sources", described)
+    answer = None
+    try:
+        yield AnswerEvent("sources", described)
+        answer = yield from _answer_write(
+            question=question,
+            task=task,
+            stream=stream,
+            started=started,
+            result=result,
+            sources=sources,
+            described=described,
+        )
+    finally:
+        # Also when the asker went away mid-stream or answering failed: the sources were
+        # shown by then.
+        _ask_audit(question=question, user=user, described=described, answer=answer, task=task)
+    yield AnswerEvent("done", answer)
+
+
+def _answer_write(*, question, task, stream, started, result, sources, described):
+    """Generate (or quote), check and store the answer; yields its deltas, returns it."""
     urls = {s["number"]: s["source"] for s in described if _is_address(s["source"])}
     notice, model = "", ""
     if not sources:
@@ -157,7 +180,36 @@ def answer_events(*, question: Message, user, stream: bool, task: str = "answer"
         seconds=round(time.monotonic() - started, 3),
     )
     Conversation.objects.filter(pk=question.conversation_id).update(updated_at=answer.created_at)
-    yield AnswerEvent("done", answer)
+    return answer
+
+
+def _ask_audit(*, question: Message, user, described: list[dict], answer: Message | None, task):
+    by_number = {source["number"]: source for source in described}
+
+    def pairs(sources) -> list[tuple[int, int]]:
+        return [
+            (source["document_id"], chunk) for source in sources for chunk in source["chunk_ids"]
+        ]
+
+    details = {
+        "conversation": question.conversation_id,
+        "question": question.pk,
+        "answer": answer.pk if answer else None,
+        "mode": answer.mode if answer else "incomplete",
+        "task": task,
+        "scope": question.scope,
+    }
+    if question.query != question.text:
+        details["standalone_query"] = pii_mask(question.query)
+    audit_record(
+        action=AuditEvent.Action.ASK,
+        actor=user,
+        query=question.text,
+        answer=answer.text if answer else "",
+        returned=pairs(described),
+        cited=pairs(by_number[n] for n in answer.cited if n in by_number) if answer else (),
+        details=details,
+    )
 
 
 def answer_create(*, question: Message, user, task: str = "answer") -> Message:

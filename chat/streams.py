@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 
+from accounts.services import audit_origin, audit_origin_current
 from chat.models import Message
 from chat.services import answer_events
 
@@ -25,9 +26,22 @@ def answer_sse(
     `reset` (forget the text so far: an extractive answer follows) and `done` (the stored
     answer), or `error` if answering fails after the response has started (it is 200 by
     then, so the failure is told in the stream and logged)."""
+    # The response streams after the request's middleware has returned: the events keep the
+    # request's audit origin.
+    return _answer_sse(audit_origin_current(), question, user, task, opening, sources, done)
+
+
+def _answer_sse(origin, question, user, task, opening, sources, done) -> Iterator[str]:
     yield sse_event("question", opening)
+    events = answer_events(question=question, user=user, stream=True, task=task)
     try:
-        for event in answer_events(question=question, user=user, stream=True, task=task):
+        while True:
+            # The origin is set only while answering runs, never across a yield, so it
+            # cannot leak into whatever the server does between two events.
+            with audit_origin(origin):
+                event = next(events, None)
+            if event is None:
+                break
             if event.kind == "delta":
                 yield sse_event("delta", {"text": event.data})
             elif event.kind == "reset":
@@ -41,6 +55,9 @@ def answer_sse(
         yield sse_event(
             "error", {"message": "The answer could not be completed. Please try again."}
         )
+    finally:
+        with audit_origin(origin):
+            events.close()  # an asker who went away: what they were shown is still recorded
 
 
 def sse_event(kind: str, data: dict) -> str:

@@ -31,8 +31,9 @@ from django.db.models import BooleanField, F, Func, Max, OuterRef, Subquery, Tex
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from accounts.selectors import ALL_STAFF, group_principal, user_principal
+from accounts.services import audit_record
 from documents.chunking import ChunkDraft, Outline, chunks_split, outline_build
 from documents.embedding import Embedder, EmbeddingError, EmbeddingUnavailable, embedder
 from documents.models import (
@@ -386,6 +387,8 @@ def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
         for document in documents:
             document.error, document.attempts = "", 0
         _status_set(documents, Document.Status.PENDING, also=["error", "attempts"])
+        for document in documents:
+            audit_record(action=AuditEvent.Action.DOCUMENT_REPROCESS, target=document)
         documents_enqueue(document_ids=[document.pk for document in documents])
     return len(documents)
 

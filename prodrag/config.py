@@ -512,6 +512,25 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_PII_MASK",
+        ["email", "iban", "card", "ssn", "ip", "phone"],
+        "Kinds of personal identifiers masked in queries and answers before they reach the "
+        "audit trail or a log: any of email, iban, card, ssn, ip, phone; `none` masks nothing.",
+        parse_list,
+    ),
+    Setting(
+        "PRODRAG_PII_EXTRA",
+        "",
+        "One more regular expression to mask (as `[redacted]`), for identifiers of your own, "
+        r"e.g. `\bEMP-\d{6}\b`.",
+    ),
+    Setting(
+        "PRODRAG_AUDIT_RETENTION_DAYS",
+        0,
+        "Audit records older than this many days are deleted nightly; 0 keeps them forever.",
+        parse_int,
+    ),
+    Setting(
         "CELERY_BROKER_URL",
         None,
         "Celery broker (secret; or `CELERY_BROKER_URL_FILE`), e.g. `redis://redis:6379/0`. Unset: "

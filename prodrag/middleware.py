@@ -1,9 +1,18 @@
-"""Request size limits for the API, checked on the declared length before any of the body is
-read: a multipart upload may be as large as the file limit allows (plus its form fields),
-anything else PRODRAG_API_MAX_BODY_BYTES. Beyond that, 413 in the API's error shape."""
+"""Request middleware:
+- ApiRequestSizeLimit: request size limits for the API, checked on the declared length before
+  any of the body is read: a multipart upload may be as large as the file limit allows (plus
+  its form fields), anything else PRODRAG_API_MAX_BODY_BYTES. Beyond that, 413 in the API's
+  error shape.
+- AuditOrigin: audit events recorded while a request is handled name its user, token, client
+  address and whether it came through the API, the admin or the pages.
+"""
 
 from django.conf import settings
 from django.http import JsonResponse
+
+from accounts.models import AuditEvent
+from accounts.services import AuditOrigin as Origin
+from accounts.services import audit_origin
 
 # Room for a multipart upload's other fields and part headers.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -32,3 +41,18 @@ class ApiRequestSizeLimit:
             limit = settings.INGEST_LIMITS["max_file_bytes"] + MULTIPART_OVERHEAD
             return limit, "an upload (PRODRAG_MAX_FILE_BYTES and its form fields)"
         return settings.API_MAX_BODY_BYTES, "a request (PRODRAG_API_MAX_BODY_BYTES)"
+
+
+class AuditOrigin:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            via = AuditEvent.Via.API
+        elif request.path.startswith("/admin/"):
+            via = AuditEvent.Via.ADMIN
+        else:
+            via = AuditEvent.Via.PAGE
+        with audit_origin(Origin(via=via, request=request)):
+            return self.get_response(request)

@@ -98,6 +98,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "prodrag.middleware.AuditOrigin",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -212,6 +213,23 @@ CACHES = {
 API_RATE_TOKEN = config["PRODRAG_API_RATE_TOKEN"]
 API_RATE_USER = config["PRODRAG_API_RATE_USER"]
 API_MAX_BODY_BYTES = config["PRODRAG_API_MAX_BODY_BYTES"]
+
+# --- audit trail ----------------------------------------------------------------------------------
+
+PII_KINDS = ("email", "iban", "card", "ssn", "ip", "phone")
+PII_MASK = frozenset(config["PRODRAG_PII_MASK"]) - {"none"}
+if unknown := PII_MASK - set(PII_KINDS):
+    raise ImproperlyConfigured(
+        f"PRODRAG_PII_MASK: unknown kind(s) {', '.join(sorted(unknown))}; "
+        f"known: {', '.join(PII_KINDS)} (or none)."
+    )
+try:
+    PII_EXTRA = re.compile(config["PRODRAG_PII_EXTRA"]) if config["PRODRAG_PII_EXTRA"] else None
+except re.error as exc:
+    raise ImproperlyConfigured(
+        f"PRODRAG_PII_EXTRA is not a valid regular expression: {exc}"
+    ) from exc
+AUDIT_RETENTION_DAYS = config["PRODRAG_AUDIT_RETENTION_DAYS"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "prodrag API",
@@ -351,6 +369,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 60.0},
+    "purge-old-audit-events": {"task": "accounts.tasks.audit_events_purge", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 

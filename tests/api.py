@@ -3,6 +3,7 @@
 import json
 import re
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
@@ -26,3 +27,9 @@ def sse(response) -> list[tuple[str, dict]]:
          json.loads(re.search(r"^data: (.+)$", block, re.M).group(1)))
         for block in body.strip().split("\n\n")
     ]  # fmt: skip
+
+
+def upload(client, collection, name="new.md", text="# New\n\nA new policy.", **fields):
+    """POST a file to /api/v1/documents/ with the given form fields."""
+    file = SimpleUploadedFile(name, text.encode())
+    return client.post("/api/v1/documents/", {"file": file, "collection": collection.pk, **fields})

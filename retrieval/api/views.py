@@ -11,7 +11,8 @@ from retrieval.api.serializers import (
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
-from retrieval.selectors import SearchError, passages_search
+from retrieval.selectors import SearchError
+from retrieval.services import search_perform
 
 
 class SearchView(APIView):
@@ -25,7 +26,7 @@ class SearchView(APIView):
         given.is_valid(raise_exception=True)
         data = given.validated_data
         try:
-            result = passages_search(
+            result = search_perform(
                 user=request.user,
                 query=data["query"],
                 k=data["k"],

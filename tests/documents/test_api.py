@@ -3,13 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.services import token_create, token_revoke
 from documents.models import Document
-from tests.api import api_client
+from tests.api import api_client, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -87,11 +86,6 @@ def test_a_signed_in_browser_session_works_without_a_token(people, client):
 
 
 DOCUMENTS = "/api/v1/documents/"
-
-
-def upload(client, collection, name="new.md", text="# New\n\nA new policy.", **fields):
-    file = SimpleUploadedFile(name, text.encode())
-    return client.post(DOCUMENTS, {"file": file, "collection": collection.pk, **fields})
 
 
 @pytest.mark.parametrize(

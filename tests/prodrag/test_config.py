@@ -134,9 +134,11 @@ def test_database_url_of_another_kind_is_refused_with_a_message():
         ({"PRODRAG_PDF_PIPELINE": "layout"}, "needs docling's layout models"),
         ({"PRODRAG_EMBEDDING_MODEL": "models/nowhere"}, "no sentence-transformers model"),
         ({"PRODRAG_EMBEDDING_PROVIDER": "openai"}, "needs PRODRAG_EMBEDDING_API_BASE"),
+        ({"PRODRAG_PII_MASK": "email,passport"}, "PRODRAG_PII_MASK: unknown kind(s) passport"),
+        ({"PRODRAG_PII_EXTRA": "EMP-(\\d+"}, "PRODRAG_PII_EXTRA is not a valid regular"),
     ],
 )
-def test_models_that_are_not_on_disk_are_refused_at_start(env, message):
+def test_settings_that_cannot_work_are_refused_at_start(env, message):
     result = _manage("check", **env)
     assert result.returncode != 0
     assert message in result.stderr

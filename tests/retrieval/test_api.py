@@ -88,7 +88,7 @@ def test_an_unexpected_failure_is_logged_and_answered_in_the_same_json_shape(
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("retrieval.api.views.passages_search", broken)
+    monkeypatch.setattr("retrieval.api.views.search_perform", broken)
 
     response = api_client(people["member"]).post(URL, QUESTION, format="json")
 
@@ -102,7 +102,7 @@ def test_an_unexpected_failure_is_logged_and_answered_in_the_same_json_shape(
 def test_a_body_over_the_limit_is_a_413_before_it_is_read(people, settings, monkeypatch):
     settings.API_MAX_BODY_BYTES = 1000
     searched = []
-    monkeypatch.setattr("retrieval.api.views.passages_search", searched.append)
+    monkeypatch.setattr("retrieval.api.views.search_perform", searched.append)
 
     response = api_client(people["member"]).post(URL, {"query": "leave " * 300}, format="json")
 

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.management.audited import AuditedCommand
 from accounts.models import ApiToken, User
 from accounts.services import token_create
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Create an API token for a user and print it (shown only this once)."
 
     def add_arguments(self, parser):

@@ -1,9 +1,10 @@
 """What `ingest` and `import_beir` share: where to load, how to process, how to report."""
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
+from accounts.management.audited import AuditedCommand
 from documents.services import (
     LoadReport,
     UploadOutcome,
@@ -13,7 +14,7 @@ from documents.services import (
 )
 
 
-class LoadCommand(BaseCommand):
+class LoadCommand(AuditedCommand):
     default_collection: str | None = None
 
     def add_arguments(self, parser):

@@ -1,10 +1,11 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.management.audited import AuditedCommand
 from documents.models import Collection, Document
 from documents.services import documents_reprocess
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Process a collection's documents again (after a change of chunking or parser), or with "
         "--failed only its failed ones."

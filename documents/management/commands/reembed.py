@@ -1,12 +1,13 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from accounts.management.audited import AuditedCommand
 from documents.models import Collection
 from documents.selectors import documents_embedded_otherwise
 from documents.services import documents_reprocess, embedding_index_ensure
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = (
         "Re-embed, with the configured embedding model, a collection's documents whose passages "
         "were embedded by another model."

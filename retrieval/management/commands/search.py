@@ -1,15 +1,17 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils.dateparse import parse_datetime
 
+from accounts.management.audited import AuditedCommand
 from accounts.models import User
 from documents.models import Collection
 from retrieval.hybrid import Filters
-from retrieval.selectors import MODES, SearchError, passages_search
+from retrieval.selectors import MODES, SearchError
+from retrieval.services import search_perform
 
 
-class Command(BaseCommand):
+class Command(AuditedCommand):
     help = "Search as a user: the passages that user may read, best first, with citations."
 
     def add_arguments(self, parser):
@@ -44,7 +46,7 @@ class Command(BaseCommand):
                 created_before=_when(options["created_before"]),
                 metadata=json.loads(options["metadata"] or "{}"),
             )
-            result = passages_search(
+            result = search_perform(
                 user=reader,
                 query=query,
                 k=options["k"],

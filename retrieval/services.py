@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import dataclasses
+
+from accounts.models import AuditEvent
+from accounts.services import audit_record
+from retrieval.hybrid import Filters
+from retrieval.selectors import SearchResult, passages_search
+
+
+def search_perform(
+    *,
+    user,
+    query: str,
+    k: int,
+    mode: str,
+    filters: Filters,
+    collapse: bool,
+    expand: bool,
+) -> SearchResult:
+    """A person's or integration's search: passages_search, recorded in the audit trail with
+    the passages it returned. (Searches made on a user's behalf, such as an answer's, are
+    recorded by their own action.)
+
+    Locks: none."""
+    result = passages_search(
+        user=user,
+        query=query,
+        k=k,
+        mode=mode,
+        filters=filters,
+        collapse=collapse,
+        expand=expand,
+    )
+    audit_record(
+        action=AuditEvent.Action.SEARCH,
+        actor=user,
+        query=query,
+        returned=[(passage.document_id, passage.chunk_id) for passage in result.passages],
+        details={
+            "mode": result.mode,
+            "k": k,
+            "filters": {
+                name: value for name, value in dataclasses.asdict(filters).items() if value
+            },
+            "per_document": collapse,
+            "expand": expand,
+        },
+    )
+    return result
