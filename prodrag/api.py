@@ -6,6 +6,8 @@
 
 import logging
 
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -40,6 +42,28 @@ def exception_handler(exc, context):
     return response
 
 
+def json_text_valid(value) -> None:
+    """Validator of a JSON input field: PostgreSQL's text and jsonb cannot hold the NUL
+    character (DRF's CharField refuses it; its JSON and dict fields do not)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            json_text_valid(key)
+            json_text_valid(item)
+    elif isinstance(value, list):
+        for item in value:
+            json_text_valid(item)
+    elif isinstance(value, str) and "\x00" in value:
+        raise exceptions.ValidationError("Text may not contain the NUL character (\\u0000).")
+
+
+def not_found(request, exception):
+    """Django's 404 handler: under /api/, a path that matches no endpoint (say, a document id
+    that is not a number) answers in the error shape too, not with an HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(_body(404, "not_found", "No such endpoint or object."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
 def _body(status_code: int, code: str, message: str) -> dict:
     return {"error": {"status": status_code, "code": code, "message": message}}
 
@@ -53,3 +77,55 @@ def _flat(errors):
             yield from _flat(value)
     else:
         yield errors
+
+
+# Statuses any operation may answer in the error shape (400 also for a bad query parameter,
+# 404 also for a page past the end).
+_ERROR_STATUSES = {
+    "400": "Invalid input.",
+    "401": "No valid token: missing, unknown, revoked or expired.",
+    "403": "The token's scope or the user's rights do not allow this.",
+    "404": "Not found, or not readable by this user (the two are not told apart).",
+    "405": "This method is not allowed here.",
+    "413": "The request body is too large.",
+    "415": "The request body's content type is not accepted here.",
+    "429": "Too many requests; retry after `Retry-After` seconds.",
+}
+
+
+def error_responses_document(result, generator, request, public):
+    """drf-spectacular post-processing hook: the error shape, and the error statuses every
+    operation may answer, in the schema, so that clients (and schemathesis) know them."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["status", "code", "message"],
+                "properties": {
+                    "status": {"type": "integer"},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "fields": {
+                        "type": "object",
+                        "description": "On validation errors: each bad field's messages.",
+                    },
+                },
+            }
+        },
+    }
+    reference = {"$ref": "#/components/schemas/Error"}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in _ERROR_STATUSES.items():
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": reference}},
+                    },
+                )
+    return result

@@ -23,3 +23,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", RedirectView.as_view(pattern_name="chat:home", permanent=False)),
 ]
+
+handler404 = "prodrag.api.not_found"

@@ -6,6 +6,12 @@ from retrieval.templates import TASKS
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    mode = serializers.ChoiceField(
+        choices=[("", "none: a question"), *Message.Mode.choices],
+        read_only=True,
+        help_text="How an answer was made; empty for a question.",
+    )
+
     class Meta:
         model = Message
         fields = [

@@ -2,6 +2,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from documents.models import Chunk, Collection, Document, DocumentVersion
+from prodrag.api import json_text_valid
 
 
 class CollectionSerializer(serializers.ModelSerializer):
@@ -17,6 +18,7 @@ class MetadataField(serializers.JSONField):
         value = super().to_internal_value(data)
         if not isinstance(value, dict):
             raise serializers.ValidationError("Metadata must be a JSON object.")
+        json_text_valid(value)
         return value
 
 

@@ -88,10 +88,12 @@ class DocumentViewSet(
             value = self.request.query_params.get(name)
             if not value:
                 continue
+            if "\x00" in value:
+                raise exceptions.ValidationError({name: ["May not contain the NUL character."]})
             if name.startswith("created_"):
                 value = parse_datetime(value) or parse_datetime(f"{value}T00:00:00+00:00")
             elif name == "collection":
-                value = int(value) if value.isdigit() else None
+                value = int(value) if value.isascii() and value.isdigit() else None
             if value is None:
                 raise exceptions.ValidationError(
                     {name: [f"Not a valid {'date or time' if 'created' in name else 'id'}."]}

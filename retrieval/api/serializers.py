@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from prodrag.api import json_text_valid
 from retrieval.hybrid import Filters
 from retrieval.selectors import MAX_K, MODES
 
@@ -13,9 +14,13 @@ class FiltersSerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False)
     modified_after = serializers.DateTimeField(required=False)
     modified_before = serializers.DateTimeField(required=False)
-    metadata = serializers.DictField(required=False, help_text="JSON the metadata must contain.")
+    metadata = serializers.DictField(
+        required=False, validators=[json_text_valid], help_text="JSON the metadata must contain."
+    )
     properties = serializers.DictField(
-        required=False, help_text="JSON the extracted properties (title, author...) must contain."
+        required=False,
+        validators=[json_text_valid],
+        help_text="JSON the extracted properties (title, author...) must contain.",
     )
 
     @staticmethod
