@@ -75,11 +75,12 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="documents returned")
     def returned(self, obj: AuditEvent) -> int | str:
-        return len(obj.returned_documents) if obj.action in ("search", "ask") else ""
+        searched = (AuditEvent.Action.SEARCH, AuditEvent.Action.ASK)
+        return len(obj.returned_documents) if obj.action in searched else ""
 
     @admin.display(description="documents cited")
     def cited(self, obj: AuditEvent) -> int | str:
-        return len(obj.cited_documents) if obj.action == "ask" else ""
+        return len(obj.cited_documents) if obj.action == AuditEvent.Action.ASK else ""
 
     @admin.action(description="Export the selected events as CSV")
     def export_csv(self, request, queryset):

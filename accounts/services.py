@@ -90,7 +90,6 @@ class AuditOrigin:
 
     via: str
     request: object | None = None
-    actor: User | None = None
 
 
 _origin: ContextVar[AuditOrigin] = ContextVar("audit_origin")
@@ -122,7 +121,7 @@ def audit_record(
     cited: Iterable[tuple[int, int]] = (),
     details: dict | None = None,
 ) -> AuditEvent:
-    """Record one audited action. `actor`: by default the current origin's (audit_origin);
+    """Record one audited action. `actor`: by default the user of the current origin's request;
     `returned` and `cited`: (document id, chunk id) pairs in rank order. Query and answer are
     desensitised here, so no caller can forget it.
 
@@ -137,7 +136,6 @@ def audit_record(
         client_ip = request.META.get("REMOTE_ADDR") or None
         if actor is None and getattr(request.user, "is_authenticated", False):
             actor = request.user
-    actor = actor or origin.actor
     returned, cited = list(returned), list(cited)
     return AuditEvent.objects.create(
         actor=actor,
