@@ -2,7 +2,7 @@
 full-text index, or by both fused, with the reader's permissions and the filters inside every
 branch. This is the one place where prodrag writes SQL by hand.
 
-Shape of the statement (CTEs, top to bottom):
+Shape of the statement (its CTEs):
 
 - `readable`: the ids of the collections the reader may read (GIN on read_principals), once.
 - `visible`: up to EXACT_BELOW + 1 documents the reader may read that pass the filters (the
@@ -12,19 +12,22 @@ Shape of the statement (CTEs, top to bottom):
   best: an iterative HNSW walk that must collect 100 candidates at 1% visibility took 4 times
   as long as the exact ranking). Every branch exists twice, gated by a one-time filter on
   it, and only one copy runs:
-  - small (`*_exact`): the passages of the visible documents, fetched document by document
-    through the chunk table's document_id index (a LATERAL subquery fenced with `OFFSET 0`,
-    so the planner cannot trade it for a hash join over the whole table), and ranked
+  - small (`exact_passages`, then `*_exact`): the passages of the visible documents, read
+    once for both branches through the chunk table's document_id index
+    (`document_id = ANY(ARRAY(SELECT id FROM visible))`: one index scan, not a join the
+    planner could trade for a hash join over the whole table), each with its distance to
+    the query and, if it matches, its BM25 score; each branch then ranks its column
     exactly. Exact, so a user who can see k matching passages gets k; and cheap, because
-    there are few. The outer `OFFSET 0` fences the ranking subquery so that the planner
-    cannot turn it into an index-ordered scan.
+    there are few. Materialised, so the passages are read once, not once per branch.
   - large (`*_index`): an HNSW scan (cosine, the configured model's partial index over
     `embedding::vector(N)`) or a GIN scan of the full-text vectors, joined to the
     documents row by row for the permission and filter checks. pgvector's iterative scan
     (set by the caller: `hnsw.iterative_scan = relaxed_order`) keeps walking the graph
     until enough passages pass, up to `hnsw.max_scan_tuples`; since the gate sends a
     search here only when more than VECTOR_EXACT_BELOW documents are visible, such a walk
-    ends quickly.
+    ends quickly. The full-text copy's gate sits above its ranked subquery (fenced by its
+    LIMIT): inside it, the planner would put the gate under the parallel Gather, which
+    starts its workers even when the gate is closed (5 ms at 1M passages).
 - `terms`: the query's lexemes (the same text-search configuration as the index) with their
   IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
   scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
@@ -146,10 +149,13 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         "gate AS MATERIALIZED (SELECT count(*) <= %(exact_below)s AS exact, "
         "count(*) <= %(vector_exact_below)s AS vector_exact FROM visible)",
     ]
+    if spec.mode in (FULLTEXT, HYBRID):
+        ctes += _terms_ctes(spec, params)
+    ctes.append(_exact_cte(spec, params))
     if spec.mode in (DENSE, HYBRID):
         ctes += _dense_ctes(spec, params, visible_where)
     if spec.mode in (FULLTEXT, HYBRID):
-        ctes += _fulltext_ctes(spec, params, visible_where)
+        ctes += _fulltext_ctes(spec, visible_where)
     ctes.append(f"fused AS ({_fused_sql(spec, params)})")
     partition = "WHERE nth = 1" if spec.collapse else ""
     ctes.append(
@@ -220,36 +226,12 @@ def _filters_sql(filters: Filters, params: dict) -> str:
     return " AND ".join(conditions)
 
 
-def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
-    params["vector"] = spec.vector
-    params["model"] = spec.model
-    distance = f"ch.embedding::vector({spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})"
-    return [
-        f"""dense_exact AS (
-            SELECT id, document_id, distance FROM (
-                SELECT ch.id, ch.document_id, {distance} AS distance
-                FROM visible v CROSS JOIN LATERAL (
-                    SELECT * FROM documents_chunk ch
-                    WHERE ch.document_id = v.id AND ch.embedding_model = %(model)s
-                    OFFSET 0) ch
-                WHERE (SELECT vector_exact FROM gate)
-                OFFSET 0) candidates
-            ORDER BY distance, id LIMIT %(depth)s)""",
-        f"""dense_index AS (
-            SELECT ch.id, ch.document_id, {distance} AS distance
-            FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
-            WHERE NOT (SELECT vector_exact FROM gate) AND ch.embedding_model = %(model)s
-              AND {visible_where}
-            ORDER BY {distance} LIMIT %(depth)s)""",
-        """dense AS (
-            SELECT id, document_id, 1 - distance AS similarity,
-                   row_number() OVER (ORDER BY distance, id) AS rank,
-                   min(1 - distance) OVER () AS low, max(1 - distance) OVER () AS high
-            FROM (SELECT * FROM dense_exact UNION ALL SELECT * FROM dense_index) branch)""",
-    ]
+def _distance_sql(spec: Statement, params: dict) -> str:
+    params |= {"vector": spec.vector, "model": spec.model}
+    return f"ch.embedding::vector({spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})"
 
 
-def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
+def _terms_ctes(spec: Statement, params: dict) -> list[str]:
     params |= {
         "text": spec.text,
         "config": spec.fts_config,
@@ -260,17 +242,6 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
     # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
     # so no lexeme can be read as an operator.
     quoted = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
-    match = "ch.search_vector @@ (SELECT any_term FROM tsq)"
-    if _WEBSEARCH_SYNTAX.search(spec.text):
-        match += " AND ch.search_vector @@ websearch_to_tsquery(%(config)s::regconfig, %(text)s)"
-    bm25 = """(
-        SELECT sum(t.idf * x.tf * (%(k1)s + 1)
-                   / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * ch.search_length
-                                                     / (SELECT avgdl FROM tsq))))
-        FROM (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
-              FROM unnest(ts_filter(setweight(setweight(ch.search_vector, 'D'), 'A',
-                                              (SELECT lexemes FROM tsq)), '{a}')) u) x
-        JOIN terms t ON t.lexeme = x.lexeme)"""
     return [
         """terms AS MATERIALIZED (
             SELECT s.lexeme,
@@ -289,23 +260,80 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
                    ARRAY(SELECT lexeme FROM terms) AS lexemes,
                    (SELECT length::float8 / greatest(passages, 1) FROM retrieval_corpusstat)
                    AS avgdl)""",
-        f"""fulltext_exact AS (
-            SELECT id, document_id, score FROM (
-                SELECT ch.id, ch.document_id, {bm25} AS score
-                FROM visible v CROSS JOIN LATERAL (
-                    SELECT * FROM documents_chunk ch
-                    WHERE ch.document_id = v.id AND {match}
-                    OFFSET 0) ch
-                WHERE (SELECT exact FROM gate)
-                OFFSET 0) candidates
-            ORDER BY score DESC, id LIMIT %(depth)s)""",
+    ]
+
+
+def _match_sql(spec: Statement) -> str:
+    match = "ch.search_vector @@ (SELECT any_term FROM tsq)"
+    if _WEBSEARCH_SYNTAX.search(spec.text):
+        match += " AND ch.search_vector @@ websearch_to_tsquery(%(config)s::regconfig, %(text)s)"
+    return match
+
+
+_BM25 = """(
+    SELECT sum(t.idf * x.tf * (%(k1)s + 1)
+               / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * ch.search_length
+                                                 / (SELECT avgdl FROM tsq))))
+    FROM (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1)::float8 AS tf
+          FROM unnest(ts_filter(setweight(setweight(ch.search_vector, 'D'), 'A',
+                                          (SELECT lexemes FROM tsq)), '{a}')) u) x
+    JOIN terms t ON t.lexeme = x.lexeme)"""
+
+
+def _exact_cte(spec: Statement, params: dict) -> str:
+    gates, values = [], []
+    if spec.mode in (DENSE, HYBRID):
+        gates.append("vector_exact")
+        values.append(
+            "CASE WHEN (SELECT vector_exact FROM gate) AND ch.embedding_model = %(model)s "
+            f"THEN {_distance_sql(spec, params)} END AS distance"
+        )
+    if spec.mode in (FULLTEXT, HYBRID):
+        gates.append("exact")
+        values.append(
+            f"CASE WHEN (SELECT exact FROM gate) AND {_match_sql(spec)} THEN {_BM25} END AS score"
+        )
+    return f"""exact_passages AS MATERIALIZED (
+        SELECT ch.id, ch.document_id, {", ".join(values)}
+        FROM documents_chunk ch
+        WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
+          AND (SELECT {" OR ".join(gates)} FROM gate))"""
+
+
+def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
+    distance = _distance_sql(spec, params)
+    return [
+        """dense_exact AS (
+            SELECT id, document_id, distance FROM exact_passages
+            WHERE distance IS NOT NULL ORDER BY distance, id LIMIT %(depth)s)""",
+        f"""dense_index AS (
+            SELECT ch.id, ch.document_id, {distance} AS distance
+            FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
+            WHERE NOT (SELECT vector_exact FROM gate) AND ch.embedding_model = %(model)s
+              AND {visible_where}
+            ORDER BY {distance} LIMIT %(depth)s)""",
+        """dense AS (
+            SELECT id, document_id, 1 - distance AS similarity,
+                   row_number() OVER (ORDER BY distance, id) AS rank,
+                   min(1 - distance) OVER () AS low, max(1 - distance) OVER () AS high
+            FROM (SELECT * FROM dense_exact UNION ALL SELECT * FROM dense_index) branch)""",
+    ]
+
+
+def _fulltext_ctes(spec: Statement, visible_where: str) -> list[str]:
+    return [
+        """fulltext_exact AS (
+            SELECT id, document_id, score FROM exact_passages
+            WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
         f"""fulltext_index AS (
-            SELECT id, document_id, score FROM (
-                SELECT ch.id, ch.document_id, {bm25} AS score
-                FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
-                WHERE NOT (SELECT exact FROM gate) AND {match} AND {visible_where}
-                OFFSET 0) candidates
-            ORDER BY score DESC, id LIMIT %(depth)s)""",
+            SELECT * FROM (
+                SELECT id, document_id, score FROM (
+                    SELECT ch.id, ch.document_id, {_BM25} AS score
+                    FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
+                    WHERE {_match_sql(spec)} AND {visible_where}
+                    OFFSET 0) candidates
+                ORDER BY score DESC, id LIMIT %(depth)s) ranked
+            WHERE NOT (SELECT exact FROM gate))""",
         """fulltext AS (
             SELECT id, document_id, score AS bm25,
                    row_number() OVER (ORDER BY score DESC, id) AS rank,
