@@ -37,8 +37,11 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet -r requirements.lock
 	touch $(STAMP)
 
+# Web and worker processes write their metric samples here; /metrics reports them all.
+up: export PROMETHEUS_MULTIPROC_DIR := $(CURDIR)/var/run/prometheus
+
 up: install
-	mkdir -p var/log var/run
+	mkdir -p var/log var/run var/run/prometheus
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@$(PY) manage.py admin_bootstrap > var/run/login.txt

@@ -20,10 +20,11 @@ from chat.followups import question_standalone
 from chat.grounding import LinkFilter, answer_check
 from chat.models import Conversation, Feedback, Message
 from documents.models import Chunk, Collection
+from prodrag import metrics
 from retrieval.context import ContextPassage, context_assemble
 from retrieval.hybrid import Filters
 from retrieval.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
-from retrieval.selectors import passages_search
+from retrieval.selectors import FALLBACK_WARNING, passages_search
 from retrieval.templates import TASKS, prompt_render
 
 MAX_QUESTION_CHARS = 4000
@@ -147,6 +148,7 @@ def _answer_write(*, question, task, stream, started, result, sources, described
                 raw = llm_complete(system=system, user=question.query, max_tokens=1024)
             mode, model = Message.Mode.GENERATED, settings.LLM_MODEL
         except LLMUnavailable as exc:
+            metrics.ANSWER_FALLBACKS.inc()
             if written:
                 yield AnswerEvent("reset")
             mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(question.query, sources)
@@ -154,6 +156,8 @@ def _answer_write(*, question, task, stream, started, result, sources, described
                 f"The language model is unavailable ({exc}), so these are quotes from the best "
                 "passages."
             )
+    if result.fallback:
+        notice = " ".join(filter(None, [FALLBACK_WARNING, notice]))
     checked = answer_check(raw, sources=len(sources), urls_by_source=urls)
     answer = Message.objects.create(
         conversation_id=question.conversation_id,
@@ -176,10 +180,13 @@ def _answer_write(*, question, task, stream, started, result, sources, described
             "context_tokens": settings.CONTEXT_TOKENS,
             "min_similarity": settings.CONTEXT_MIN_SIMILARITY,
             "warnings": result.warnings,
+            "search_fallback": result.fallback,
         },
         seconds=round(time.monotonic() - started, 3),
     )
     Conversation.objects.filter(pk=question.conversation_id).update(updated_at=answer.created_at)
+    metrics.ANSWERS.labels(mode=mode).inc()
+    metrics.CITATIONS_DROPPED.inc(checked.citations_dropped)
     return answer
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from collections.abc import Callable, Iterator
 
-from accounts.services import audit_origin, audit_origin_current
 from chat.models import Message
 from chat.services import answer_events
 
@@ -26,20 +26,21 @@ def answer_sse(
     `reset` (forget the text so far: an extractive answer follows) and `done` (the stored
     answer), or `error` if answering fails after the response has started (it is 200 by
     then, so the failure is told in the stream and logged)."""
-    # The response streams after the request's middleware has returned: the events keep the
-    # request's audit origin.
-    return _answer_sse(audit_origin_current(), question, user, task, opening, sources, done)
+    # The response streams after the request's middleware has returned: answering runs in a
+    # copy of the request's context (its audit origin, log ids and trace span), entered only
+    # while answering runs, never across a yield, so nothing of it leaks into whatever the
+    # server does between two events.
+    return _answer_sse(contextvars.copy_context(), question, user, task, opening, sources, done)
 
 
-def _answer_sse(origin, question, user, task, opening, sources, done) -> Iterator[str]:
+def _answer_sse(request_context, question, user, task, opening, sources, done) -> Iterator[str]:
     yield sse_event("question", opening)
-    events = answer_events(question=question, user=user, stream=True, task=task)
+    events = request_context.run(
+        answer_events, question=question, user=user, stream=True, task=task
+    )
     try:
         while True:
-            # The origin is set only while answering runs, never across a yield, so it
-            # cannot leak into whatever the server does between two events.
-            with audit_origin(origin):
-                event = next(events, None)
+            event = request_context.run(next, events, None)
             if event is None:
                 break
             if event.kind == "delta":
@@ -56,8 +57,8 @@ def _answer_sse(origin, question, user, task, opening, sources, done) -> Iterato
             "error", {"message": "The answer could not be completed. Please try again."}
         )
     finally:
-        with audit_origin(origin):
-            events.close()  # an asker who went away: what they were shown is still recorded
+        # An asker who went away: what they were shown is still recorded.
+        request_context.run(events.close)
 
 
 def sse_event(kind: str, data: dict) -> str:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from documents.models import Collection, Document
@@ -48,3 +48,15 @@ def documents_embedded_otherwise(*, collection: Collection) -> QuerySet[Document
             indexed_version__embedding_dimensions=settings.EMBEDDING_DIMENSIONS,
         )
     )
+
+
+def document_status_counts() -> dict[str, int]:
+    """How many documents are in each ingestion status (every status, zeros included)."""
+    counts = dict.fromkeys(Document.Status.values, 0)
+    counts.update(
+        Document.objects.order_by()
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    return counts

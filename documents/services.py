@@ -58,6 +58,7 @@ from documents.parsing import (
     text_document,
 )
 from documents.sandbox import ParserSandbox
+from prodrag import metrics
 
 _GRANT_MODELS = {
     Collection: (CollectionUserObjectPermission, CollectionGroupObjectPermission),
@@ -683,6 +684,14 @@ def _store(work: list[_Work]) -> None:
         for item in work:
             document = item.document
             document.stage_seconds = item.seconds | {"store": store_seconds}
+            transaction.on_commit(
+                functools.partial(
+                    _ready_report,
+                    document_id=document.pk,
+                    passages=len(item.drafts),
+                    stage_seconds=document.stage_seconds,
+                )
+            )
             document.status, document.error, document.progress = Document.Status.READY, "", 100
             document.status_changed_at = document.status_changed_at | {
                 Document.Status.READY: now.isoformat()
@@ -750,6 +759,12 @@ def _status_set(documents: list[Document], status: str, *, also: Sequence[str] =
     Document.objects.bulk_update(documents, ["status", "status_changed_at", "updated_at", *also])
 
 
+def _ready_report(*, document_id: int, passages: int, stage_seconds: dict[str, float]) -> None:
+    for stage, seconds in stage_seconds.items():
+        metrics.INGEST_STAGE_SECONDS.labels(stage=stage).observe(seconds)
+    log.info("document %s ready: %d passages, seconds %s", document_id, passages, stage_seconds)
+
+
 def _documents_fail(documents: list[Document], error: str | None = None) -> None:
     """End documents in `failed`: with `error`, or each with the error already set on it."""
     for document in documents:
@@ -757,6 +772,8 @@ def _documents_fail(documents: list[Document], error: str | None = None) -> None
             document.error = error
         document.progress = 0
         log.warning("document %s failed: %s", document.pk, document.error)
+        failed = metrics.INGEST_FAILURES.labels(stage=document.status)
+        transaction.on_commit(failed.inc)
     _status_set(documents, Document.Status.FAILED, also=["error", "progress"])
 
 

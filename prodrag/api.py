@@ -6,6 +6,7 @@
 
 import logging
 
+from django.db import InterfaceError, OperationalError, connection
 from django.http import JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -16,6 +17,8 @@ logger = logging.getLogger("prodrag.api")
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DATABASE_DOWN):
+        return database_unavailable_response(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug, not bad input: logged with its traceback, answered in the same shape.
@@ -54,6 +57,29 @@ def json_text_valid(value) -> None:
             json_text_valid(item)
     elif isinstance(value, str) and "\x00" in value:
         raise exceptions.ValidationError("Text may not contain the NUL character (\\u0000).")
+
+
+# Errors of the connection, not of the statement: the server is down, restarting or unreachable.
+DATABASE_DOWN = (OperationalError, InterfaceError)
+# Seconds a client is asked to wait before trying again while the database is down.
+DATABASE_RETRY_AFTER = 5
+
+
+def database_unavailable_response(exc) -> JsonResponse:
+    """503 in the error shape, with Retry-After: the request did nothing; once the database is
+    back, the same request succeeds (every request opens a new connection if its last one
+    broke)."""
+    logger.error("Database unavailable: %s", exc)
+    # Dropped now, so that the next request connects afresh once the server is back.
+    connection.close()
+    body = _body(
+        503,
+        "database_unavailable",
+        "The database is unavailable; nothing was changed. Try again in a few seconds.",
+    )
+    response = JsonResponse(body, status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
 
 
 def not_found(request, exception):

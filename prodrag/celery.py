@@ -1,15 +1,60 @@
 import os
+from pathlib import Path
 
-from celery import Celery
-from celery.signals import celeryd_init
+from celery import Celery, bootsteps
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    before_task_publish,
+    celeryd_init,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+)
 
 from prodrag.config import cpu_count
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
 
+# Seconds between two touches of the worker's liveness file.
+ALIVE_INTERVAL = 10
+
+
+class AliveFile(bootsteps.StartStopStep):
+    """While the worker consumes from the broker, it touches settings.WORKER_ALIVE_FILE every
+    ALIVE_INTERVAL seconds; it removes the file when it stops consuming (shutdown, or a lost
+    broker connection until it reconnects). `manage.py worker_health` reads the file's age:
+    a container probe that needs no broker round trip, which kombu's database transport
+    could not answer anyway (it has no broadcast for `celery inspect ping`)."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent, **kwargs):
+        from django.conf import settings
+
+        super().__init__(parent, **kwargs)
+        self.path = Path(settings.WORKER_ALIVE_FILE)
+        self.timer = None
+
+    def start(self, parent):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()
+        self.timer = parent.timer.call_repeatedly(ALIVE_INTERVAL, self.path.touch)
+
+    def stop(self, parent):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.path.unlink(missing_ok=True)
+
+    shutdown = stop
+
+
 app = Celery("prodrag")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+app.steps["consumer"].add(AliveFile)
 
 
 @celeryd_init.connect
@@ -22,3 +67,73 @@ def _torch_threads_share(*, options: dict, **_kwargs) -> None:
     processes = options.get("concurrency") or app.conf.worker_concurrency
     share = cpu_count() // processes
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
+
+
+@worker_ready.connect
+def _metrics_serve(**_kwargs) -> None:
+    from django.conf import settings
+
+    from prodrag.metrics import worker_metrics_serve
+
+    if settings.WORKER_METRICS_PORT:
+        worker_metrics_serve(settings.WORKER_METRICS_PORT)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _logs_format(*, logger, **_kwargs) -> None:
+    """The worker's log handlers write prodrag's format, with the request, task and user ids."""
+    from django.conf import settings
+
+    from prodrag.logs import ContextFilter, formatter
+
+    for handler in logger.handlers:
+        handler.setFormatter(formatter(settings.LOG_FORMAT))
+        handler.addFilter(ContextFilter())
+
+
+@worker_process_init.connect
+def _tracing_setup(**_kwargs) -> None:
+    from prodrag.tracing import tracing_setup
+
+    tracing_setup(service="prodrag-worker")
+
+
+@before_task_publish.connect
+def _task_headers_add(*, headers, **_kwargs) -> None:
+    """A queued task carries the request's ids (logs) and trace context (spans)."""
+    from prodrag.logs import task_headers
+    from prodrag.tracing import trace_headers
+
+    headers.update(task_headers() | trace_headers())
+
+
+# What each running task set up (its id: the log context's tokens and its span).
+_task_contexts: dict[str, tuple] = {}
+
+
+@task_prerun.connect
+def _task_context_enter(*, task_id, task, **_kwargs) -> None:
+    from prodrag.logs import REQUEST_HEADER, USER_HEADER, task_context_enter
+    from prodrag.tracing import task_span_start
+
+    def header(key: str):
+        # A worker's message puts custom headers on the request; an eager apply() keeps them
+        # in request.headers.
+        return task.request.get(key) or (task.request.get("headers") or {}).get(key)
+
+    logs = task_context_enter(tid=task_id, rid=header(REQUEST_HEADER), uid=header(USER_HEADER))
+    _task_contexts[task_id] = logs, task_span_start(name=task.name, headers_of=header)
+
+
+@task_postrun.connect
+def _task_done(*, task_id, task, state=None, **_kwargs) -> None:
+    from prodrag.logs import task_context_exit
+    from prodrag.metrics import TASKS
+    from prodrag.tracing import task_span_end
+
+    TASKS.labels(task=task.name, outcome=(state or "unknown").lower()).inc()
+    if (entered := _task_contexts.pop(task_id, None)) is not None:
+        logs, span = entered
+        task_span_end(span, state=state)
+        task_context_exit(logs)

@@ -552,6 +552,29 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_METRICS_TOKEN",
+        None,
+        "Bearer token Prometheus sends to scrape `/metrics` (secret; or "
+        "`PRODRAG_METRICS_TOKEN_FILE`). Unset: `/metrics` is open in development and off (404) "
+        "in production.",
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_WORKER_METRICS_PORT",
+        0,
+        "Port on which a Celery worker serves its own metrics (for a worker in a container of "
+        "its own; not published outside the deployment's network). 0: none; with `make up`, "
+        "the web server's `/metrics` reports the worker's samples too.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_WORKER_ALIVE_FILE",
+        "var/run/worker.alive",
+        "File a running worker touches every 10 seconds and removes when it stops consuming; "
+        "`manage.py worker_health` checks its age (a container's liveness probe). Relative "
+        "paths are under the project directory.",
+    ),
+    Setting(
         "PRODRAG_WEB_WORKERS",
         2,
         "gunicorn worker processes.",
@@ -563,6 +586,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Threads per gunicorn worker process: a streamed answer holds one for as long as the "
         "model writes.",
         parse_int,
+    ),
+    Setting(
+        "PRODRAG_LOG_FORMAT",
+        "json",
+        "`json`: one JSON object per log line, with request, task and user ids; `plain`: text "
+        "lines with the same ids.",
+        parse_choice("json", "plain"),
     ),
     Setting(
         "PRODRAG_LOG_LEVEL",

@@ -16,5 +16,14 @@ pidfile = str(BASE_DIR / "var" / "run" / "web.pid")
 accesslog = str(BASE_DIR / "var" / "log" / "web-access.log")
 errorlog = str(BASE_DIR / "var" / "log" / "web.log")
 graceful_timeout = 30
+# The app's own log lines (JSON on stderr) go to the error log too, also when daemonised.
+capture_output = True
 # Load the app before forking, so a configuration error stops start-up with its message.
 preload_app = True
+
+
+def post_fork(server, worker):
+    """Each web process exports its own spans (see prodrag.tracing)."""
+    from prodrag.tracing import tracing_setup
+
+    tracing_setup(service="prodrag-web")

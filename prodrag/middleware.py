@@ -5,14 +5,19 @@
   error shape.
 - AuditOrigin: audit events recorded while a request is handled name its user, token, client
   address and whether it came through the API, the admin or the pages.
+- DatabaseUnavailable: a view that finds the database down answers 503 with Retry-After (the
+  API's error shape under /api/, a page that reloads itself elsewhere), not a 500; the API's
+  own views do the same through prodrag.api.exception_handler.
 """
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 
 from accounts.models import AuditEvent
 from accounts.services import AuditOrigin as Origin
 from accounts.services import audit_origin
+from prodrag.api import DATABASE_DOWN, DATABASE_RETRY_AFTER, database_unavailable_response
 
 # Room for a multipart upload's other fields and part headers.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -56,3 +61,22 @@ class AuditOrigin:
             via = AuditEvent.Via.PAGE
         with audit_origin(Origin(via=via, request=request)):
             return self.get_response(request)
+
+
+class DatabaseUnavailable:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, DATABASE_DOWN):
+            return None
+        if request.path.startswith("/api/"):
+            return database_unavailable_response(exception)
+        # Rendered without the request: its context processors would ask the database.
+        page = render_to_string("503.html", {"retry_after": DATABASE_RETRY_AFTER})
+        response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response

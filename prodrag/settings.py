@@ -88,9 +88,14 @@ INSTALLED_APPS = [
     "documents",
     "retrieval",
     "chat",
+    "django_prometheus",
 ]
 
 MIDDLEWARE = [
+    "prodrag.health.HealthProbes",
+    "prodrag.logs.RequestId",
+    "prodrag.tracing.RequestSpan",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "prodrag.middleware.ApiRequestSizeLimit",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -101,6 +106,8 @@ MIDDLEWARE = [
     "prodrag.middleware.AuditOrigin",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "prodrag.middleware.DatabaseUnavailable",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "prodrag.urls"
@@ -148,7 +155,8 @@ def _database_from_url(url: str) -> dict:
         "PASSWORD": params.pop("password", ""),
         "HOST": params.pop("host", ""),
         "PORT": params.pop("port", ""),
-        "OPTIONS": params,
+        # A server that does not answer fails a request (503) or a probe within seconds.
+        "OPTIONS": {"connect_timeout": 5} | params,
         "CONN_MAX_AGE": config["PRODRAG_DB_CONN_MAX_AGE"],
         "CONN_HEALTH_CHECKS": True,
     }
@@ -213,6 +221,11 @@ CACHES = {
 API_RATE_TOKEN = config["PRODRAG_API_RATE_TOKEN"]
 API_RATE_USER = config["PRODRAG_API_RATE_USER"]
 API_MAX_BODY_BYTES = config["PRODRAG_API_MAX_BODY_BYTES"]
+
+# --- operations -----------------------------------------------------------------------------------
+
+METRICS_TOKEN = config["PRODRAG_METRICS_TOKEN"]
+WORKER_METRICS_PORT = config["PRODRAG_WORKER_METRICS_PORT"]
 
 # --- audit trail ----------------------------------------------------------------------------------
 
@@ -364,7 +377,12 @@ INGEST_STALL_SECONDS = config["PRODRAG_INGEST_STALL_SECONDS"]
 CELERY_BROKER_URL = config["CELERY_BROKER_URL"] or "sqla+" + _POSTGRES_SCHEME.sub(
     "postgresql+psycopg://", DATABASE_URL
 )
+if CELERY_BROKER_URL.startswith("sqla+"):
+    # SQLAlchemy tests a pooled connection before using it: after the database restarts, the
+    # first message is not lost to a connection that died with the old server.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"pool_pre_ping": True}
 CELERY_TASK_ACKS_LATE = True
+WORKER_ALIVE_FILE = _project_path(config["PRODRAG_WORKER_ALIVE_FILE"])
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CONCURRENCY = config["PRODRAG_WORKER_CONCURRENCY"] or cpu_count()
@@ -386,11 +404,22 @@ USE_TZ = True
 
 # --- logging ------------------------------------------------------------------------------------
 
+# JSON lines (or plain text) with the request, task and user ids: see prodrag.logs. A Celery
+# worker replaces the root logger's handlers with its own; prodrag.celery gives them the same
+# format and ids.
+LOG_FORMAT = config["PRODRAG_LOG_FORMAT"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "prodrag.logs.ContextFilter"}},
+    "formatters": {"main": {"()": "prodrag.logs.formatter", "kind": LOG_FORMAT}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "main",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"prodrag": {"level": config["PRODRAG_LOG_LEVEL"].upper(), "propagate": True}},
 }

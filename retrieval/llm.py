@@ -23,6 +23,9 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
+from prodrag import metrics
+from prodrag.tracing import tracer
+
 _BACKOFF_CAP = 8.0
 _RETRIED_STATUS = {408, 409, 429}
 
@@ -116,20 +119,28 @@ def _delay(exc: Exception, attempt: int) -> float:
     return random.uniform(0, min(_BACKOFF_CAP, settings.LLM_BACKOFF * 2**attempt))  # noqa: S311
 
 
-def _attempts(call):
-    """Run `call` under the breaker, retrying transient failures; returns its result."""
+def _attempts(call, operation: str):
+    """Run `call` under the breaker, retrying transient failures; returns its result.
+    `operation` names the call in the metrics."""
     if not llm_configured():
         raise LLMUnavailable("No LLM endpoint is configured (PRODRAG_LLM_API_BASE).")
     for attempt in range(settings.LLM_RETRIES + 1):
         breaker.allow()
+        started = time.monotonic()
         try:
-            result = call()
+            with tracer.start_as_current_span(f"llm.{operation}") as span:
+                span.set_attribute("gen_ai.request.model", settings.LLM_MODEL)
+                span.set_attribute("prodrag.llm.attempt", attempt + 1)
+                result = call()
         except _failures() as exc:
             breaker.failed()
+            metrics.LLM_ERRORS.labels(kind=type(exc).__name__).inc()
             if not _transient(exc) or attempt == settings.LLM_RETRIES:
                 raise LLMUnavailable(f"The LLM endpoint failed: {exc}") from exc
+            metrics.LLM_RETRIES.inc()
             time.sleep(_delay(exc, attempt))
         else:
+            metrics.LLM_SECONDS.labels(operation=operation).observe(time.monotonic() - started)
             breaker.succeeded()
             return result
     raise AssertionError("unreachable")  # pragma: no cover
@@ -157,9 +168,10 @@ def llm_complete(*, system: str, user: str | list[dict], max_tokens: int = 512) 
             raise LLMUnavailable(f"malformed response ({exc})") from exc
         if not content:
             raise LLMUnavailable("empty answer")
+        _usage_count(getattr(response, "usage", None))
         return content
 
-    return _attempts(call)
+    return _attempts(call, "complete")
 
 
 def llm_stream(*, system: str, user: str | list[dict], max_tokens: int = 1024) -> Iterator[str]:
@@ -182,16 +194,26 @@ def llm_stream(*, system: str, user: str | list[dict], max_tokens: int = 1024) -
                 return text, stream
         raise LLMUnavailable("empty answer")
 
-    text, stream = _attempts(first)
+    text, stream = _attempts(first, "stream")
     yield text
     try:
         for event in stream:
             text = _delta(event)
             if text:
                 yield text
+            # Only endpoints that send it unasked: asking (stream_options) is refused by some.
+            _usage_count(getattr(event, "usage", None))
     except _failures() as exc:
         breaker.failed()
+        metrics.LLM_ERRORS.labels(kind=type(exc).__name__).inc()
         raise LLMUnavailable(f"The LLM endpoint broke off its answer: {exc}") from exc
+
+
+def _usage_count(usage) -> None:
+    for kind in ("prompt", "completion"):
+        tokens = getattr(usage, f"{kind}_tokens", None)
+        if isinstance(tokens, int) and tokens > 0:
+            metrics.LLM_TOKENS.labels(kind=kind).inc(tokens)
 
 
 def _delta(event) -> str:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Count, Q
 
+from accounts.pii import pii_mask
 from accounts.selectors import user_principals
-from documents.embedding import embedder
+from documents.embedding import EmbeddingError, EmbeddingUnavailable, embedder
 from documents.models import Collection, Document
+from prodrag import metrics
+from prodrag.tracing import tracer
 from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
 from retrieval.hybrid import (
     DENSE,
@@ -26,6 +30,8 @@ from retrieval.hybrid import (
     expansion_terms_build,
     statement_build,
 )
+
+logger = logging.getLogger("prodrag.retrieval")
 
 MODES = (DENSE, FULLTEXT, HYBRID, "hybrid+rerank")
 MAX_K = 1000
@@ -68,6 +74,23 @@ class SearchResult:
     warnings: list[str] = field(default_factory=list)
     expansions: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # "fulltext" when the vector side failed and the passages come from full text alone.
+    fallback: str | None = None
+
+
+FALLBACK_WARNING = (
+    "Vector search is unavailable right now (the embedding model or the vector index failed); "
+    "these passages come from full-text search alone."
+)
+
+
+class VectorsUnavailable(Exception):
+    """The query could not be embedded, or the vector ranking failed in the database."""
+
+
+# Errors of the embedding provider: the model cannot be loaded or run, the endpoint is down
+# or refuses the query.
+_EMBEDDING_FAILURES = (EmbeddingError, EmbeddingUnavailable, OSError, RuntimeError)
 
 
 def fusion_default() -> Fusion:
@@ -121,7 +144,7 @@ def passages_search(
     spec = Statement(
         mode=sql_mode,
         text=query,
-        vector=_query_vector(query) if sql_mode in (DENSE, HYBRID) else None,
+        vector=None,
         principals=None if principals.unrestricted else principals.ids,
         filters=filters,
         fusion=fusion or fusion_default(),
@@ -138,7 +161,17 @@ def passages_search(
         match_max_share=settings.SEARCH_MATCH_MAX_SHARE,
     )
     readable = principals.unrestricted or principals.ids
-    passages = _statement_run(spec) if readable else []
+    fallback = None
+    try:
+        if sql_mode != FULLTEXT:
+            spec = dataclasses.replace(spec, vector=_query_vector_or_fail(query))
+        passages = _statement_run_or_fail(spec) if readable else []
+    except VectorsUnavailable as failure:
+        # Degraded, not failed: full text alone still finds passages, and the response says so.
+        logger.warning("Vector search unavailable, full text only: %s", failure)
+        fallback = sql_mode = FULLTEXT
+        spec = dataclasses.replace(spec, mode=FULLTEXT, vector=None)
+        passages = _statement_run(spec) if readable else []
     expansions: list[str] = []
     if expand and passages:
         paths = [(variant, sql_mode) for variant in llm_variants(query)] or _feedback_paths(
@@ -156,14 +189,47 @@ def passages_search(
         passages = _rankings_fuse(rankings, k=wanted, rrf_k=spec.fusion.rrf_k, collapse=collapse)
     if rerank:
         passages = ranker.rerank(query, passages)[:k]
+    if fallback:
+        warnings = [FALLBACK_WARNING]
+    else:
+        warnings = _model_warnings(user, filters) if sql_mode != FULLTEXT else []
+    seconds = time.monotonic() - started
+    metrics.SEARCH_SECONDS.labels(mode=mode).observe(seconds)
+    if fallback:
+        metrics.SEARCH_FALLBACKS.inc()
+    logger.info(
+        "search mode=%s k=%d passages=%d ms=%.1f fallback=%s query=%r",
+        mode, k, len(passages), seconds * 1000, fallback, pii_mask(query),
+    )  # fmt: skip
     return SearchResult(
         query=query,
         mode=mode,
         passages=passages,
         expansions=expansions,
-        warnings=_model_warnings(user, filters) if sql_mode != FULLTEXT else [],
-        seconds=time.monotonic() - started,
+        warnings=warnings,
+        seconds=seconds,
+        fallback=fallback,
     )
+
+
+def _query_vector_or_fail(query: str) -> str:
+    try:
+        return _query_vector(query)
+    except _EMBEDDING_FAILURES as exc:
+        raise VectorsUnavailable(f"embedding the query: {exc}") from exc
+
+
+def _statement_run_or_fail(spec: Statement) -> list[Passage]:
+    """_statement_run; an error of the statement itself (a damaged or missing vector index,
+    say), not of the connection, is VectorsUnavailable when the statement ranks by vector."""
+    try:
+        return _statement_run(spec)
+    except DatabaseError as exc:
+        state = getattr(exc.__cause__, "sqlstate", None) or ""
+        connection_lost = not state or state.startswith(("08", "57P"))
+        if spec.mode == FULLTEXT or connection_lost:
+            raise
+        raise VectorsUnavailable(f"the vector ranking failed: {exc}") from exc
 
 
 def _statement_run(spec: Statement) -> list[Passage]:
@@ -179,8 +245,12 @@ def _statement_run(spec: Statement) -> list[Passage]:
                 str(settings.HNSW_MAX_SCAN_TUPLES),
             ],
         )
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        with tracer.start_as_current_span("retrieval.sql") as span:
+            span.set_attribute("db.system", "postgresql")
+            span.set_attribute("prodrag.search.mode", spec.mode)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+            span.set_attribute("prodrag.search.rows", len(rows))
     return [
         Passage(
             chunk_id=row[0],

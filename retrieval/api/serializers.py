@@ -76,3 +76,9 @@ class SearchResponseSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.CharField())
     expansions = serializers.ListField(child=serializers.CharField())
     seconds = serializers.FloatField()
+    fallback = serializers.ChoiceField(
+        choices=["fulltext"],
+        allow_null=True,
+        help_text="`fulltext` when vector search failed (embedding model or vector index) and "
+        "the passages come from full-text search alone; null otherwise.",
+    )

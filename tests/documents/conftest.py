@@ -1,5 +1,6 @@
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ class Worker:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
         self.log = log
+        self.alive_file = Path(env["PRODRAG_WORKER_ALIVE_FILE"])
+        self.metrics_url = f"http://127.0.0.1:{env['PRODRAG_WORKER_METRICS_PORT']}/metrics"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -68,6 +71,12 @@ def worker_media(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("worker-media")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, worker_media, tmp_path_factory):
     database = connection.settings_dict
@@ -83,7 +92,15 @@ def celery_worker_process(django_db_setup, django_db_blocker, worker_media, tmp_
         "PRODRAG_MEDIA_ROOT": str(worker_media),
         **WORKER_LIMITS,
     }
-    worker = Worker(env, tmp_path_factory.mktemp("worker") / "worker.log")
+    directory = tmp_path_factory.mktemp("worker")
+    (directory / "prometheus").mkdir()
+    env |= {
+        "PRODRAG_WORKER_ALIVE_FILE": str(directory / "worker.alive"),
+        # Pool processes write their samples there; the main process serves them on the port.
+        "PROMETHEUS_MULTIPROC_DIR": str(directory / "prometheus"),
+        "PRODRAG_WORKER_METRICS_PORT": str(_free_port()),
+    }
+    worker = Worker(env, directory / "worker.log")
     worker.start()
     yield worker
     worker.stop()

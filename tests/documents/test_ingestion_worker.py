@@ -1,14 +1,20 @@
 """Ingestion end to end through a real Celery worker process on the embedded database."""
 
+import json
 import signal
 import time
 
+import httpx
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from prometheus_client.parser import text_string_to_metric_families
 
 from documents.models import Chunk, Document
 from documents.services import LoadReport, document_create, documents_enqueue, files_load
 from tests.accounts.factories import UserFactory
+from tests.api import api_client
 from tests.documents.conftest import WORKER_LIMITS, documents_settle
 from tests.documents.factories import CollectionFactory
 from tests.documents.files import broken_files, good_files
@@ -119,21 +125,27 @@ def test_new_version_replaces_the_old_one_atomically(worker):
     assert not document.chunks.filter(text__contains="cafeteria").exists()
 
 
-def test_a_worker_killed_mid_task_hands_the_document_to_its_replacement(worker):
-    """GIVEN a long document being embedded
-    WHEN the worker process running the task is killed outright
-    THEN the task is delivered again and the document ends ready, once, on its second try."""
+def _long_document_embedding(name: str) -> Document:
+    """A long document uploaded and queued; returned once the worker is embedding it."""
     owner = UserFactory()
     collection = CollectionFactory(owner=owner)
     text = "\n\n".join(f"Paragraph {n} of the long safety report on ladders." for n in range(3000))
     document, _ = document_create(
-        collection=collection, owner=owner, upload=ContentFile(text.encode(), name="long.txt")
+        collection=collection, owner=owner, upload=ContentFile(text.encode(), name=name)
     )
     deadline = time.monotonic() + 120
-    while Document.objects.get(pk=document.pk).status != Document.Status.EMBEDDING:
+    while (status := Document.objects.get(pk=document.pk).status) != Document.Status.EMBEDDING:
         assert time.monotonic() < deadline, "never reached the embedding stage"
-        assert Document.objects.get(pk=document.pk).status != Document.Status.FAILED
+        assert status != Document.Status.FAILED
         time.sleep(0.05)
+    return document
+
+
+def test_a_worker_killed_mid_task_hands_the_document_to_its_replacement(worker):
+    """GIVEN a long document being embedded
+    WHEN the worker process running the task is killed outright
+    THEN the task is delivered again and the document ends ready, once, on its second try."""
+    document = _long_document_embedding("long.txt")
     (child,) = worker.pool_children()
     child.send_signal(signal.SIGKILL)
 
@@ -142,3 +154,77 @@ def test_a_worker_killed_mid_task_hands_the_document_to_its_replacement(worker):
     assert document.attempts == 2
     ordinals = list(document.chunks.order_by("ordinal").values_list("ordinal", flat=True))
     assert ordinals == list(range(len(ordinals))) and len(ordinals) > 10
+
+
+def test_sigterm_lets_the_task_in_flight_finish_and_the_probe_follows(worker, settings):
+    """GIVEN a worker embedding a long document, alive by its probe
+    WHEN it gets SIGTERM (what `docker stop` sends)
+    THEN it finishes that task before it exits: the document is ready on its first try, and
+    the probe reports the worker gone."""
+    # A fresh worker: one whose pool process was replaced (as after the test above) kills
+    # the task in flight on SIGTERM instead (it is then delivered again, acknowledged late).
+    worker.stop()
+    worker.start()
+    settings.WORKER_ALIVE_FILE = worker.alive_file
+    call_command("worker_health")
+    document = _long_document_embedding("drills.txt")
+    worker.process.send_signal(signal.SIGTERM)
+    try:
+        worker.process.wait(timeout=150)
+        document.refresh_from_db()
+        assert document.status == Document.Status.READY, document.error
+        assert document.attempts == 1
+        with pytest.raises(CommandError, match="No worker is consuming"):
+            call_command("worker_health")
+    finally:
+        worker.stop()
+        worker.start()
+
+
+def test_the_request_id_of_an_upload_reaches_the_worker_s_lines_for_its_task(worker):
+    """GIVEN an upload through the API with X-Request-ID
+    WHEN the worker ingests it
+    THEN its log lines are JSON, and the line of that document carries the request's id, the
+    uploader's id and the task's id."""
+    owner = UserFactory()
+    collection = CollectionFactory(owner=owner)
+    response = api_client(owner, scope="write").post(
+        "/api/v1/documents/",
+        {
+            "file": SimpleUploadedFile("gym.md", b"# Gym\n\nOpen at six."),
+            "collection": collection.pk,
+        },
+        HTTP_X_REQUEST_ID="upload-42",
+    )
+    assert response.status_code == 201, response.content
+    (document,) = documents_settle([response.json()["document"]["id"]])
+    assert document.status == Document.Status.READY, document.error
+
+    lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.strip()]
+    (ready,) = [
+        line for line in lines if line["message"].startswith(f"document {document.pk} ready")
+    ]
+    assert ready["request_id"] == "upload-42"
+    assert ready["user_id"] == owner.pk
+    assert len(ready["task_id"]) == 36
+
+
+def test_the_worker_serves_the_metrics_of_its_pool_processes(worker):
+    owner = UserFactory()
+    document, _ = document_create(
+        collection=CollectionFactory(owner=owner),
+        owner=owner,
+        upload=ContentFile(b"The library lends laptops for a week.", name="library.txt"),
+    )
+    (document,) = documents_settle([document.pk])
+    assert document.status == Document.Status.READY, document.error
+
+    text = httpx.get(worker.metrics_url, timeout=10).text
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    processed = ("task", "documents.tasks.documents_process"), ("outcome", "success")
+    assert samples[("prodrag_worker_tasks_total", tuple(sorted(processed)))] >= 1
+    assert samples[("prodrag_ingestion_stage_seconds_count", (("stage", "embed"),))] >= 1

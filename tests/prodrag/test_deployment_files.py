@@ -1,8 +1,11 @@
 """docker-compose.yml and the Dockerfile, checked statically (no Docker engine runs here)."""
 
 import re
+import runpy
 
 import yaml
+from django.conf import settings
+from django.core.management import get_commands
 
 from prodrag.config import BASE_DIR
 
@@ -46,3 +49,29 @@ def test_dockerfile_is_multi_stage_non_root_with_cpu_torch_pinned_as_locked():
     torch = next(line for line in locked if line.startswith("torch=="))
     assert torch in dockerfile and "whl/cpu" in dockerfile
     assert not any(line.startswith(("torchvision", "nvidia-")) for line in locked)
+
+
+def _seconds(duration: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(s|m)", duration).groups()
+    return int(number) * (60 if unit == "m" else 1)
+
+
+def test_every_long_running_service_restarts_has_limits_and_the_app_has_probes():
+    services = _compose()["services"]
+    for name in ("db", "redis", "web", "worker", "beat"):
+        assert services[name]["restart"] == "unless-stopped", name
+        limits = services[name]["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and re.fullmatch(r"\d+[mg]", limits["memory"]), name
+    web_probe = " ".join(services["web"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/readyz" in web_probe
+    assert services["worker"]["healthcheck"]["test"][2:] == ["manage.py", "worker_health"]
+    assert "worker_health" in get_commands()
+
+
+def test_shutdown_grace_covers_the_servers_own_drain_and_late_acknowledgement():
+    gunicorn = runpy.run_path(str(BASE_DIR / "prodrag" / "gunicorn.conf.py"))
+    services = _compose()["services"]
+    assert _seconds(services["web"]["stop_grace_period"]) > gunicorn["graceful_timeout"]
+    assert _seconds(services["worker"]["stop_grace_period"]) >= 60
+    # What the grace period cannot cover: a killed worker's task is delivered again.
+    assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST

@@ -1,0 +1,129 @@
+"""Prometheus metrics: django-prometheus's HTTP and model metrics, and prodrag's own, named
+`prodrag_*`. Events (a search, an LLM call, an ingestion stage) are counted where they happen,
+in web and worker processes alike; states (documents per status, the ingestion backlog) are
+read from the database when the metrics are scraped, so every process reports the same.
+
+Several processes (gunicorn's workers, the Celery pool): with PROMETHEUS_MULTIPROC_DIR set,
+each writes its samples there and whichever process is scraped reports them all (`make up`
+sets it for web and worker, which share a machine; a worker in its own container serves its
+samples on PRODRAG_WORKER_METRICS_PORT instead). Without it, each process reports its own.
+
+`/metrics` is answered by prodrag.health.HealthProbes: with PRODRAG_METRICS_TOKEN set, only to
+`Authorization: Bearer <token>`; without one, in production, not at all (404), elsewhere to
+anyone.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.conf import settings
+from django.db import DatabaseError
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+_LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+SEARCH_SECONDS = Histogram(
+    "prodrag_search_seconds", "Search latency (embedding the query included).", ["mode"],
+    buckets=_LATENCY,
+)  # fmt: skip
+SEARCH_FALLBACKS = Counter(
+    "prodrag_search_fallbacks_total",
+    "Searches answered by full text alone because vector search failed.",
+)
+ANSWERS = Counter("prodrag_answers_total", "Answers stored, by mode.", ["mode"])
+ANSWER_FALLBACKS = Counter(
+    "prodrag_answer_fallbacks_total",
+    "Answers that are extractive although an LLM is configured (it failed).",
+)
+CITATIONS_DROPPED = Counter(
+    "prodrag_citations_dropped_total",
+    "Citation markers removed from generated answers (no such source).",
+)
+LLM_SECONDS = Histogram(
+    "prodrag_llm_seconds", "LLM call latency until the answer (or its first piece) arrives.",
+    ["operation"], buckets=_LATENCY,
+)  # fmt: skip
+LLM_ERRORS = Counter(
+    "prodrag_llm_errors_total", "Failed LLM attempts, by kind.", ["kind"]
+)  # fmt: skip
+LLM_RETRIES = Counter("prodrag_llm_retries_total", "LLM attempts retried after a failure.")
+LLM_TOKENS = Counter(
+    "prodrag_llm_tokens_total", "Tokens the LLM endpoint reported, by kind.", ["kind"]
+)  # fmt: skip
+INGEST_STAGE_SECONDS = Histogram(
+    "prodrag_ingestion_stage_seconds", "Time per document and ingestion stage.", ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
+)  # fmt: skip
+INGEST_FAILURES = Counter(
+    "prodrag_ingestion_failures_total", "Documents that failed, by the stage they failed in.",
+    ["stage"],
+)  # fmt: skip
+TASKS = Counter(
+    "prodrag_worker_tasks_total", "Celery tasks finished, by task and outcome.",
+    ["task", "outcome"],
+)  # fmt: skip
+
+
+class DocumentStates:
+    """Documents per status and the ingestion backlog, counted at scrape time."""
+
+    def collect(self):
+        from documents.selectors import document_status_counts
+
+        try:
+            counts = document_status_counts()
+        except DatabaseError:
+            return  # the database is down: /readyz says so; the event metrics still answer
+        documents = GaugeMetricFamily(
+            "prodrag_documents", "Documents, by ingestion status.", labels=["status"]
+        )
+        for status, count in sorted(counts.items()):
+            documents.add_metric([status], count)
+        yield documents
+        yield GaugeMetricFamily(
+            "prodrag_ingestion_queue_depth",
+            "Documents waiting for ingestion to start (status pending).",
+            value=counts["pending"],
+        )
+
+
+_STATES = CollectorRegistry()
+_STATES.register(DocumentStates())
+
+
+def events_registry() -> CollectorRegistry:
+    """The event metrics: every process's samples in multiprocess mode, else this process's."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def metrics_exposition() -> bytes:
+    """The text exposition of every metric: the events and the states."""
+    return generate_latest(events_registry()) + generate_latest(_STATES)
+
+
+def worker_metrics_serve(port: int) -> None:
+    """Serve the event metrics on `port` from a background thread (a worker's own)."""
+    start_http_server(port, registry=events_registry())
+
+
+def metrics_allowed(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if not token:
+        return not settings.PRODUCTION
+    given = request.headers.get("Authorization", "")
+    return secrets.compare_digest(given.encode(), f"Bearer {token}".encode())
