@@ -22,4 +22,4 @@ RUN mkdir -p /app/var && chown prodrag:prodrag /app/var \
 USER prodrag
 EXPOSE 8000
 CMD ["gunicorn", "--config", "prodrag/gunicorn.conf.py", "--bind", "0.0.0.0:8000", \
-     "--pidfile", "/tmp/web.pid", "--access-logfile", "-", "--error-logfile", "-"]
+     "--pid", "/tmp/web.pid", "--access-logfile", "-", "--error-logfile", "-"]

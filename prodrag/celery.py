@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 from celery import Celery, bootsteps
+from celery.beat import PersistentScheduler
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
@@ -49,6 +50,27 @@ class AliveFile(bootsteps.StartStopStep):
         self.path.unlink(missing_ok=True)
 
     shutdown = stop
+
+
+class AliveScheduler(PersistentScheduler):
+    """Celery beat's scheduler, touching settings.BEAT_ALIVE_FILE on every tick (at least
+    every beat_max_loop_interval) and removing it when beat stops: `manage.py worker_health
+    --beat` reads its age, which shows that the scheduling loop runs, not only the process."""
+
+    def setup_schedule(self):
+        from django.conf import settings
+
+        self.alive_file = Path(settings.BEAT_ALIVE_FILE)
+        self.alive_file.parent.mkdir(parents=True, exist_ok=True)
+        super().setup_schedule()
+
+    def tick(self, *args, **kwargs):
+        self.alive_file.touch()
+        return super().tick(*args, **kwargs)
+
+    def close(self):
+        super().close()
+        self.alive_file.unlink(missing_ok=True)
 
 
 app = Celery("prodrag")

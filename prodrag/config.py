@@ -575,6 +575,12 @@ SETTINGS: tuple[Setting, ...] = (
         "paths are under the project directory.",
     ),
     Setting(
+        "PRODRAG_BEAT_ALIVE_FILE",
+        "var/run/beat.alive",
+        "File Celery beat touches on every tick of its schedule and removes when it stops; "
+        "`manage.py worker_health --beat` checks its age.",
+    ),
+    Setting(
         "PRODRAG_WEB_WORKERS",
         2,
         "gunicorn worker processes.",

@@ -394,6 +394,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-old-audit-events": {"task": "accounts.tasks.audit_events_purge", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULER = "prodrag.celery:AliveScheduler"
+BEAT_ALIVE_FILE = _project_path(config["PRODRAG_BEAT_ALIVE_FILE"])
 
 # --- i18n ---------------------------------------------------------------------------------------
 

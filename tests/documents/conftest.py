@@ -1,6 +1,4 @@
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -9,7 +7,8 @@ from pathlib import Path
 import psutil
 import pytest
 from django.conf import settings
-from django.db import connection
+
+from tests.processes import free_port, process_env
 
 # The worker's own limits, small enough for test files to cross them.
 WORKER_LIMITS = {"PRODRAG_MAX_FILE_BYTES": "2000000", "PRODRAG_MAX_UNZIPPED_BYTES": "20000000"}
@@ -71,35 +70,18 @@ def worker_media(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("worker-media")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, worker_media, tmp_path_factory):
-    database = connection.settings_dict
-    url = (
-        f"postgresql://{database['USER'] or 'postgres'}@/{database['NAME']}?host={database['HOST']}"
-    )
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        # The test process queues to the broker tables of the server's main database; the
-        # worker must read from the same ones.
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "PRODRAG_MEDIA_ROOT": str(worker_media),
-        **WORKER_LIMITS,
-    }
     directory = tmp_path_factory.mktemp("worker")
     (directory / "prometheus").mkdir()
-    env |= {
-        "PRODRAG_WORKER_ALIVE_FILE": str(directory / "worker.alive"),
+    env = process_env(
+        PRODRAG_MEDIA_ROOT=str(worker_media),
+        PRODRAG_WORKER_ALIVE_FILE=str(directory / "worker.alive"),
         # Pool processes write their samples there; the main process serves them on the port.
-        "PROMETHEUS_MULTIPROC_DIR": str(directory / "prometheus"),
-        "PRODRAG_WORKER_METRICS_PORT": str(_free_port()),
-    }
+        PROMETHEUS_MULTIPROC_DIR=str(directory / "prometheus"),
+        PRODRAG_WORKER_METRICS_PORT=str(free_port()),
+        **WORKER_LIMITS,
+    )
     worker = Worker(env, directory / "worker.log")
     worker.start()
     yield worker

@@ -2,10 +2,14 @@
 
 import json
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
@@ -174,7 +178,7 @@ def test_sigterm_lets_the_task_in_flight_finish_and_the_probe_follows(worker, se
         document.refresh_from_db()
         assert document.status == Document.Status.READY, document.error
         assert document.attempts == 1
-        with pytest.raises(CommandError, match="No worker is consuming"):
+        with pytest.raises(CommandError, match="No worker is running"):
             call_command("worker_health")
     finally:
         worker.stop()
@@ -228,3 +232,26 @@ def test_the_worker_serves_the_metrics_of_its_pool_processes(worker):
     processed = ("task", "documents.tasks.documents_process"), ("outcome", "success")
     assert samples[("prodrag_worker_tasks_total", tuple(sorted(processed)))] >= 1
     assert samples[("prodrag_ingestion_stage_seconds_count", (("stage", "embed"),))] >= 1
+
+
+def test_beat_shows_life_while_it_schedules_and_not_after(worker, settings, tmp_path):
+    """Celery beat, started as docker-compose starts it, passes its probe while it runs and
+    fails it once stopped."""
+    settings.BEAT_ALIVE_FILE = tmp_path / "beat.alive"
+    beat = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "prodrag", "beat",
+         "--schedule", str(tmp_path / "schedule"), "--loglevel", "INFO"],
+        env={**worker.env, "PRODRAG_BEAT_ALIVE_FILE": str(settings.BEAT_ALIVE_FILE)},
+        cwd=django_settings.BASE_DIR,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not settings.BEAT_ALIVE_FILE.exists():
+            assert beat.poll() is None and time.monotonic() < deadline, "beat never ticked"
+            time.sleep(0.2)
+        call_command("worker_health", beat=True)
+    finally:
+        beat.send_signal(signal.SIGTERM)
+        beat.wait(timeout=60)
+    with pytest.raises(CommandError, match="No beat is running"):
+        call_command("worker_health", beat=True)
