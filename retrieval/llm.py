@@ -121,7 +121,7 @@ def _delay(exc: Exception, attempt: int) -> float:
 
 def _attempts(call, operation: str):
     """Run `call` under the breaker, retrying transient failures; returns its result.
-    `operation` names the call in the metrics."""
+    `operation` names the call in the metrics and the trace."""
     if not llm_configured():
         raise LLMUnavailable("No LLM endpoint is configured (PRODRAG_LLM_API_BASE).")
     for attempt in range(settings.LLM_RETRIES + 1):

@@ -191,16 +191,16 @@ def passages_search(
         passages = ranker.rerank(query, passages)[:k]
     if fallback:
         warnings = [FALLBACK_WARNING]
+        metrics.SEARCH_FALLBACKS.inc()
     else:
         warnings = _model_warnings(user, filters) if sql_mode != FULLTEXT else []
     seconds = time.monotonic() - started
     metrics.SEARCH_SECONDS.labels(mode=mode).observe(seconds)
-    if fallback:
-        metrics.SEARCH_FALLBACKS.inc()
-    logger.info(
-        "search mode=%s k=%d passages=%d ms=%.1f fallback=%s query=%r",
-        mode, k, len(passages), seconds * 1000, fallback, pii_mask(query),
-    )  # fmt: skip
+    if logger.isEnabledFor(logging.INFO):  # masking runs its patterns only for a line written
+        logger.info(
+            "search mode=%s k=%d passages=%d ms=%.1f fallback=%s query=%r",
+            mode, k, len(passages), seconds * 1000, fallback, pii_mask(query),
+        )  # fmt: skip
     return SearchResult(
         query=query,
         mode=mode,
