@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import F
 from guardian.admin import GuardedModelAdmin
 
 from documents.models import Chunk, Collection, Document, DocumentVersion
@@ -186,7 +187,16 @@ class ChunkAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         readable = Document.objects.visible_to(request.user)
-        return super().get_queryset(request).filter(document__in=readable)
+        return (
+            super()
+            .get_queryset(request)
+            .filter(document__in=readable)
+            .annotate(embedding_model=F("vector__embedding_model"))
+        )
+
+    @admin.display(description="embedding model")
+    def embedding_model(self, obj: Chunk) -> str:
+        return obj.embedding_model or "-"
 
     def has_add_permission(self, request):
         return False

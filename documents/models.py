@@ -231,10 +231,6 @@ class Chunk(models.Model):
     page_end = models.PositiveIntegerField(null=True, blank=True)
     char_start = models.PositiveIntegerField(null=True, blank=True)
     char_end = models.PositiveIntegerField(null=True, blank=True)
-    # No fixed dimension on the column: each embedding model gets its own partial HNSW index
-    # over `embedding::vector(N)` (see migrations), so a model change never mixes dimensions.
-    embedding = VectorField(null=True, blank=True)
-    embedding_model = models.CharField(max_length=200, blank=True)
     search_vector = SearchVectorField(null=True, editable=False)
     # Word positions in search_vector: the passage length that BM25 normalises by.
     search_length = models.GeneratedField(
@@ -255,6 +251,32 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document} v{self.version.number} #{self.ordinal}"
+
+
+class ChunkEmbedding(models.Model):
+    """A passage's vector, in a table of its own.
+
+    A chunk row (text, full-text vector, provenance) is wider than the 2 KB past which
+    PostgreSQL moves its largest values out of the row: a vector kept there is read through
+    the TOAST table's index, one lookup per vector, which was the largest cost of an exact
+    ranking (22 ms of a search at 1% visibility over 1M passages, bench.search). Rows here
+    are about 1.6 KB, so the vector stays in the row, and the chunk rows that full text
+    scans stay narrow.
+    """
+
+    chunk = models.OneToOneField(
+        Chunk, on_delete=models.CASCADE, primary_key=True, related_name="vector"
+    )
+    # The chunk's document, repeated: the exact ranking reads a reader's visible documents'
+    # vectors by this column's index, without touching the chunk table.
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="+")
+    embedding_model = models.CharField(max_length=200)
+    # No fixed dimension on the column: each embedding model gets its own partial HNSW index
+    # over `embedding::vector(N)` (see migrations), so a model change never mixes dimensions.
+    embedding = VectorField()
+
+    def __str__(self) -> str:
+        return f"{self.embedding_model} vector of chunk {self.chunk_id}"
 
 
 class CollectionUserObjectPermission(UserObjectPermissionBase):
@@ -289,7 +311,7 @@ class AvailableExtension(models.Model):
 
 
 def embedding_index(*, model_name: str, dimensions: int) -> HnswIndex:
-    """The HNSW (cosine) index serving one embedding model's chunks.
+    """The HNSW (cosine) index serving one embedding model's passage vectors.
 
     Partial on `embedding_model`, over `embedding::vector(N)`: the retrieval query must filter
     on the same model and cast to the same dimension to use it. ef_construction 200 rather

@@ -38,6 +38,7 @@ from documents.chunking import ChunkDraft, Outline, chunks_split, outline_build
 from documents.embedding import Embedder, EmbeddingError, EmbeddingUnavailable, embedder
 from documents.models import (
     Chunk,
+    ChunkEmbedding,
     Collection,
     CollectionGroupObjectPermission,
     CollectionUserObjectPermission,
@@ -343,14 +344,14 @@ def embedding_index_ensure(*, model_name: str, dimensions: int) -> bool:
     """Build the HNSW index serving this embedding model's passages unless it exists (the
     first model's comes with the migrations; a later one's before its re-embedding, so that
     its vectors are searched through an index from the start). True if it was built. The
-    build holds a SHARE lock on the chunk table: writes wait for it, searches do not."""
+    build holds a SHARE lock on the vector table: writes wait for it, searches do not."""
     index = embedding_index(model_name=model_name, dimensions=dimensions)
     with connection.cursor() as cursor:
-        existing = connection.introspection.get_constraints(cursor, Chunk._meta.db_table)
+        existing = connection.introspection.get_constraints(cursor, ChunkEmbedding._meta.db_table)
     if index.name in existing:
         return False
     with connection.schema_editor() as editor:
-        editor.add_index(Chunk, index)
+        editor.add_index(ChunkEmbedding, index)
     return True
 
 
@@ -588,9 +589,9 @@ def _embed(work: list[_Work]) -> None:
     previous: dict[tuple[int, str, tuple[str, ...]], np.ndarray] = {}
     reindexed = [item.document.pk for item in work if item.document.indexed_version_id]
     if reindexed:
-        for document_id, text, path, vector in Chunk.objects.filter(
+        for document_id, text, path, vector in ChunkEmbedding.objects.filter(
             document_id__in=reindexed, embedding_model=model.model
-        ).values_list("document_id", "text", "heading_path", "embedding"):
+        ).values_list("document_id", "chunk__text", "chunk__heading_path", "embedding"):
             previous[(document_id, text, tuple(path))] = vector
     pending: list[tuple[_Work, int, str]] = []
     for item in work:
@@ -651,8 +652,9 @@ def _store(work: list[_Work]) -> None:
         )
         work = [item for item in work if current.get(item.document.pk) == item.version.pk]
         ids = [item.document.pk for item in work]
-        Chunk.objects.filter(document_id__in=ids).delete()
-        Chunk.objects.bulk_create(
+        # Only the ids: the cascade to the vectors needs no more, and the texts are not read.
+        Chunk.objects.filter(document_id__in=ids).only("pk").delete()
+        chunks = Chunk.objects.bulk_create(
             [
                 Chunk(
                     document=item.document,
@@ -665,11 +667,22 @@ def _store(work: list[_Work]) -> None:
                     page_end=draft.page_end,
                     char_start=draft.char_start,
                     char_end=draft.char_end,
-                    embedding=item.vectors[ordinal],
-                    embedding_model=model.model,
                 )
                 for item in work
                 for ordinal, draft in enumerate(item.drafts)
+            ],
+            batch_size=1000,
+        )
+        vectors = (vector for item in work for vector in item.vectors)
+        ChunkEmbedding.objects.bulk_create(
+            [
+                ChunkEmbedding(
+                    chunk=chunk,
+                    document_id=chunk.document_id,
+                    embedding_model=model.model,
+                    embedding=vector,
+                )
+                for chunk, vector in zip(chunks, vectors, strict=True)
             ],
             batch_size=1000,
         )

@@ -12,22 +12,24 @@ Shape of the statement (its CTEs):
   best: an iterative HNSW walk that must collect 100 candidates at 1% visibility took 4 times
   as long as the exact ranking). Every branch exists twice, gated by a one-time filter on
   it, and only one copy runs:
-  - small (`exact_passages`, then `*_exact`): the passages of the visible documents, read
-    once for both branches through the chunk table's document_id index
+  - small (`*_exact`): the visible documents' passages, each ranked exactly: the vector
+    branch reads their vectors from documents_chunkembedding, full text their full-text
+    vectors from documents_chunk, each through its table's document_id index
     (`document_id = ANY(ARRAY(SELECT id FROM visible))`: one index scan, not a join the
-    planner could trade for a hash join over the whole table), each with its distance to
-    the query and, if it matches, its BM25 score; each branch then ranks its column
-    exactly. Exact, so a user who can see k matching passages gets k; and cheap, because
-    there are few. Materialised, so the passages are read once, not once per branch.
+    planner could trade for a hash join over the whole table). A subquery fenced by OFFSET 0
+    scores them before they are ordered, so that neither an HNSW walk nor a GIN scan can
+    stand in for the reading. Exact, so a user who can see k matching passages gets k; and
+    cheap, because there are few.
   - large (`*_index`): an HNSW scan (cosine, the configured model's partial index over
-    `embedding::vector(N)`) or a GIN scan of the full-text vectors, joined to the
-    documents row by row for the permission and filter checks. pgvector's iterative scan
-    (set by the caller: `hnsw.iterative_scan = relaxed_order`) keeps walking the graph
-    until enough passages pass, up to `hnsw.max_scan_tuples`; since the gate sends a
-    search here only when more than VECTOR_EXACT_BELOW documents are visible, such a walk
-    ends quickly. The full-text copy's gate sits above its ranked subquery (fenced by its
-    LIMIT): inside it, the planner would put the gate under the parallel Gather, which
-    starts its workers even when the gate is closed (5 ms at 1M passages).
+    `embedding::vector(N)` in documents_chunkembedding) or a GIN scan of the full-text
+    vectors, joined to the documents row by row for the permission and filter checks.
+    pgvector's iterative scan (set by the caller: `hnsw.iterative_scan = relaxed_order`)
+    keeps walking the graph until enough passages pass, up to `hnsw.max_scan_tuples`; since
+    the gate sends a search here only when more than VECTOR_EXACT_BELOW documents are
+    visible, such a walk ends quickly. The full-text copy's gate sits above its ranked
+    subquery (fenced by its LIMIT): inside it, the planner would put the gate under the
+    parallel Gather, which starts its workers even when the gate is closed (5 ms at 1M
+    passages).
 - `terms`: the query's lexemes (the same text-search configuration as the index) with their
   IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
   scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
@@ -151,7 +153,6 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
     ]
     if spec.mode in (FULLTEXT, HYBRID):
         ctes += _terms_ctes(spec, params)
-    ctes.append(_exact_cte(spec, params))
     if spec.mode in (DENSE, HYBRID):
         ctes += _dense_ctes(spec, params, visible_where)
     if spec.mode in (FULLTEXT, HYBRID):
@@ -168,14 +169,14 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
             ORDER BY score DESC, id LIMIT %(k)s)"""
     )
     if spec.vector is None:
-        similarity = "NULL::float8"
+        similarity, vectors = "NULL::float8", ""
     else:
         # Every returned passage's own similarity, also for those only full text found: what
         # context assembly's relevance threshold reads.
-        params |= {"vector": spec.vector, "model": spec.model}
-        similarity = (
-            f"CASE WHEN ch.embedding_model = %(model)s THEN 1 - (ch.embedding::vector("
-            f"{spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})) END"
+        similarity = f"1 - ({_distance_sql(spec, params)})"
+        vectors = (
+            "LEFT JOIN documents_chunkembedding e "
+            "ON e.chunk_id = top.id AND e.embedding_model = %(model)s"
         )
     sql = (
         "WITH "
@@ -190,6 +191,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         JOIN documents_document d ON d.id = ch.document_id
         JOIN documents_collection co ON co.id = d.collection_id
         JOIN documents_documentversion v ON v.id = ch.version_id
+        {vectors}
         ORDER BY top.score DESC, top.id"""
     )
     return sql, params
@@ -228,7 +230,7 @@ def _filters_sql(filters: Filters, params: dict) -> str:
 
 def _distance_sql(spec: Statement, params: dict) -> str:
     params |= {"vector": spec.vector, "model": spec.model}
-    return f"ch.embedding::vector({spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})"
+    return f"e.embedding::vector({spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})"
 
 
 def _terms_ctes(spec: Statement, params: dict) -> list[str]:
@@ -280,36 +282,23 @@ _BM25 = """(
     JOIN terms t ON t.lexeme = x.lexeme)"""
 
 
-def _exact_cte(spec: Statement, params: dict) -> str:
-    gates, values = [], []
-    if spec.mode in (DENSE, HYBRID):
-        gates.append("vector_exact")
-        values.append(
-            "CASE WHEN (SELECT vector_exact FROM gate) AND ch.embedding_model = %(model)s "
-            f"THEN {_distance_sql(spec, params)} END AS distance"
-        )
-    if spec.mode in (FULLTEXT, HYBRID):
-        gates.append("exact")
-        values.append(
-            f"CASE WHEN (SELECT exact FROM gate) AND {_match_sql(spec)} THEN {_BM25} END AS score"
-        )
-    return f"""exact_passages AS MATERIALIZED (
-        SELECT ch.id, ch.document_id, {", ".join(values)}
-        FROM documents_chunk ch
-        WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
-          AND (SELECT {" OR ".join(gates)} FROM gate))"""
-
-
 def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
     distance = _distance_sql(spec, params)
     return [
-        """dense_exact AS (
-            SELECT id, document_id, distance FROM exact_passages
-            WHERE distance IS NOT NULL ORDER BY distance, id LIMIT %(depth)s)""",
+        # OFFSET 0 fences the scan: ordered by distance without it, the planner may walk the
+        # HNSW index instead, filtering out all but the few visible passages.
+        f"""dense_exact AS (
+            SELECT id, document_id, distance FROM (
+                SELECT e.chunk_id AS id, e.document_id, {distance} AS distance
+                FROM documents_chunkembedding e
+                WHERE e.document_id = ANY(ARRAY(SELECT id FROM visible))
+                  AND e.embedding_model = %(model)s AND (SELECT vector_exact FROM gate)
+                OFFSET 0) scored
+            ORDER BY distance, id LIMIT %(depth)s)""",
         f"""dense_index AS (
-            SELECT ch.id, ch.document_id, {distance} AS distance
-            FROM documents_chunk ch JOIN documents_document d ON d.id = ch.document_id
-            WHERE NOT (SELECT vector_exact FROM gate) AND ch.embedding_model = %(model)s
+            SELECT e.chunk_id AS id, e.document_id, {distance} AS distance
+            FROM documents_chunkembedding e JOIN documents_document d ON d.id = e.document_id
+            WHERE NOT (SELECT vector_exact FROM gate) AND e.embedding_model = %(model)s
               AND {visible_where}
             ORDER BY {distance} LIMIT %(depth)s)""",
         """dense AS (
@@ -322,8 +311,14 @@ def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
 
 def _fulltext_ctes(spec: Statement, visible_where: str) -> list[str]:
     return [
-        """fulltext_exact AS (
-            SELECT id, document_id, score FROM exact_passages
+        f"""fulltext_exact AS (
+            SELECT id, document_id, score FROM (
+                SELECT ch.id, ch.document_id,
+                       CASE WHEN {_match_sql(spec)} THEN {_BM25} END AS score
+                FROM documents_chunk ch
+                WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
+                  AND (SELECT exact FROM gate)
+                OFFSET 0) scored
             WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
         f"""fulltext_index AS (
             SELECT * FROM (

@@ -91,4 +91,4 @@ def chunks_vacuumed():
     transaction is already open), so that it sees the index as a maintained database has it."""
     params = connection.get_connection_params()
     with psycopg.connect(**params, autocommit=True) as session:
-        session.execute("VACUUM documents_chunk")
+        session.execute("VACUUM documents_chunk, documents_chunkembedding")

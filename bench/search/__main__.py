@@ -123,8 +123,8 @@ def _load(count: int, rng, base, readers: dict[float, User], data: str) -> None:
     owner, _ = User.objects.get_or_create(username="bench-owner")
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE documents_chunk, documents_documentversion, documents_document, "
-            "documents_collection CASCADE"
+            "TRUNCATE documents_chunkembedding, documents_chunk, documents_documentversion, "
+            "documents_document, documents_collection CASCADE"
         )
         _indexes_drop(cursor)
     collection = Collection.objects.create(name="synthetic", owner=owner)
@@ -206,12 +206,16 @@ def _load(count: int, rng, base, readers: dict[float, User], data: str) -> None:
                     )
             cursor.execute(
                 "INSERT INTO documents_chunk (id, document_id, version_id, ordinal, text, "
-                "token_count, heading_path, embedding, embedding_model, search_vector, "
-                "metadata) SELECT id, document_id, document_id, ordinal, text, 60, '{}', "
-                "embedding, %s, setweight(to_tsvector(%s::regconfig, 'Document ' || "
-                "document_id), 'A') || setweight(to_tsvector(%s::regconfig, text), 'D'), '{}' "
-                "FROM bench_staging",
-                [model, settings.FTS_CONFIG, settings.FTS_CONFIG],
+                "token_count, heading_path, search_vector, metadata) SELECT id, document_id, "
+                "document_id, ordinal, text, 60, '{}', setweight(to_tsvector(%s::regconfig, "
+                "'Document ' || document_id), 'A') || setweight(to_tsvector(%s::regconfig, "
+                "text), 'D'), '{}' FROM bench_staging",
+                [settings.FTS_CONFIG, settings.FTS_CONFIG],
+            )
+            cursor.execute(
+                "INSERT INTO documents_chunkembedding (chunk_id, document_id, embedding_model, "
+                "embedding) SELECT id, document_id, %s, embedding FROM bench_staging",
+                [model],
             )
             print(f"  loaded {ids[-1] + 1:,} passages", flush=True)
         cursor.execute("DROP TABLE bench_staging")
@@ -247,13 +251,13 @@ def _indexes_build() -> None:
         for name, sql in (
             (
                 "HNSW vector(384)",
-                f"CREATE INDEX {index.name} ON documents_chunk USING hnsw "
+                f"CREATE INDEX {index.name} ON documents_chunkembedding USING hnsw "
                 f"((embedding::vector(384)) vector_cosine_ops) WITH ({parameters}) "
                 "WHERE embedding_model = %s",
             ),
             (
                 "HNSW halfvec(384) (size comparison only)",
-                "CREATE INDEX bench_chunk_halfvec ON documents_chunk USING hnsw "
+                "CREATE INDEX bench_chunk_halfvec ON documents_chunkembedding USING hnsw "
                 f"((embedding::halfvec(384)) halfvec_cosine_ops) WITH ({parameters}) "
                 "WHERE embedding_model = %s",
             ),
@@ -276,6 +280,7 @@ def _report_sizes() -> None:
             ("HNSW halfvec(384)", "bench_chunk_halfvec"),
             ("GIN full text", "chunk_search_vector"),
             ("chunk table", "documents_chunk"),
+            ("vector table", "documents_chunkembedding"),
         ):
             cursor.execute("SELECT pg_size_pretty(pg_relation_size(%s::regclass))", [name])
             print(f"size, {label}: {cursor.fetchone()[0]}")

@@ -1,8 +1,9 @@
 import hashlib
 
 import factory
+from django.conf import settings
 
-from documents.models import Chunk, Collection, Document, DocumentVersion
+from documents.models import Chunk, ChunkEmbedding, Collection, Document, DocumentVersion
 from tests.accounts.factories import UserFactory
 
 
@@ -46,3 +47,13 @@ class ChunkFactory(factory.django.DjangoModelFactory):
     ordinal = factory.Sequence(lambda n: n)
     text = "A passage."
     token_count = 3
+
+
+class ChunkEmbeddingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChunkEmbedding
+
+    chunk = factory.SubFactory(ChunkFactory)
+    document = factory.SelfAttribute("chunk.document")
+    embedding_model = factory.LazyFunction(lambda: settings.EMBEDDING_MODEL)
+    embedding = factory.LazyFunction(lambda: [1.0] + [0.0] * (settings.EMBEDDING_DIMENSIONS - 1))

@@ -131,7 +131,7 @@ def test_reembed_first_builds_the_configured_models_hnsw_index(settings, monkeyp
     second = run("reembed", "--collection", collection.name)
 
     with connection.cursor() as cursor:
-        indexes = connection.introspection.get_constraints(cursor, "documents_chunk")
+        indexes = connection.introspection.get_constraints(cursor, "documents_chunkembedding")
     assert indexes[index.name]["type"] == "hnsw"
     assert "Built the HNSW index for another-model (384 dimensions)." in first
     assert "Built" not in second

@@ -67,7 +67,7 @@ def test_a_new_version_embeds_only_the_passages_that_changed(monkeypatch):
     document = _upload(collection, "\n\n".join(paragraphs), name="rules.txt")
     documents_ingest(document_ids=[document.pk])
     first = len(counting.texts)
-    before = dict(document.chunks.values_list("text", "embedding"))
+    before = dict(document.chunks.values_list("text", "vector__embedding"))
 
     paragraphs[5] = "Paragraph 5 now says something entirely different about parking."
     _upload(collection, "\n\n".join(paragraphs), name="rules.txt")
@@ -78,7 +78,7 @@ def test_a_new_version_embeds_only_the_passages_that_changed(monkeypatch):
     assert document.indexed_version.number == 2
     assert first > 1
     assert len(counting.texts) == 1 and "parking" in counting.texts[0]
-    for text, vector in document.chunks.values_list("text", "embedding"):
+    for text, vector in document.chunks.values_list("text", "vector__embedding"):
         if text in before:
             assert np.allclose(vector, before[text])
 

@@ -71,7 +71,7 @@ def test_every_format_is_indexed_and_each_broken_file_fails_alone(worker, tmp_pa
         assert doc.indexed_version_id == doc.current_version_id
         assert set(doc.stage_seconds) == {"parse", "chunk", "embed", "store"}
     assert not Chunk.objects.filter(document__in=good.values(), search_vector=None).exists()
-    assert not Chunk.objects.filter(document__in=good.values(), embedding=None).exists()
+    assert not Chunk.objects.filter(document__in=good.values(), vector=None).exists()
 
     pdf = good["security-handbook.pdf"]
     assert pdf.title == "Security handbook"

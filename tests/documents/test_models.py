@@ -8,10 +8,11 @@ from django.db.models import F
 from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
-from documents.models import Chunk, Document
+from documents.models import Chunk, ChunkEmbedding, Document
 from documents.services import UploadOutcome, chunk_search_vectors_refresh, document_create
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import (
+    ChunkEmbeddingFactory,
     ChunkFactory,
     CollectionFactory,
     DocumentFactory,
@@ -152,10 +153,10 @@ def test_configured_model_has_an_hnsw_index_the_planner_uses(chunks_vacuumed, se
     for i in range(3):
         vector = [0.0] * dimensions
         vector[i] = 1.0
-        ChunkFactory(embedding=vector, embedding_model=settings.EMBEDDING_MODEL)
+        ChunkEmbeddingFactory(embedding=vector)
     query = [1.0] + [0.0] * (dimensions - 1)
     nearest = (
-        Chunk.objects.filter(embedding_model=settings.EMBEDDING_MODEL)
+        ChunkEmbedding.objects.filter(embedding_model=settings.EMBEDDING_MODEL)
         .annotate(
             distance=CosineDistance(Cast("embedding", VectorField(dimensions=dimensions)), query)
         )

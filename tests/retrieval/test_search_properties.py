@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from accounts.models import User
-from documents.models import Chunk, DocumentVersion
+from documents.models import Chunk, ChunkEmbedding, DocumentVersion
 from documents.services import chunk_search_vectors_refresh
 from retrieval.selectors import passages_search
 from tests.documents.worlds import DOCUMENTS, expected_visible, world_build, worlds
@@ -78,6 +78,10 @@ class SearchPermissionProperties(TestCase):
                 ordinal=number,
                 text=" ".join(words),
                 token_count=len(words),
+            )
+            ChunkEmbedding.objects.create(
+                chunk=chunk,
+                document=document,
                 embedding=vector / np.linalg.norm(vector),
                 embedding_model=django_settings.EMBEDDING_MODEL,
             )
