@@ -15,10 +15,14 @@ RUN useradd --create-home --uid 10001 prodrag
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=prodrag:prodrag . /app
-RUN mkdir -p /app/var && chown prodrag:prodrag /app/var \
-    && PRODRAG_SECRET_KEY=collectstatic-only PRODRAG_ALLOWED_HOSTS=localhost \
+# collectstatic, and the embedding model exported to ONNX once (into var/models) rather than
+# by every container at its first search.
+RUN mkdir -p /app/var \
+    && export PRODRAG_SECRET_KEY=build-only PRODRAG_ALLOWED_HOSTS=localhost \
        DATABASE_URL=postgresql://unused@localhost/unused \
-       python manage.py collectstatic --noinput --verbosity 0
+    && python manage.py collectstatic --noinput --verbosity 0 \
+    && python manage.py shell -c "from documents.embedding import embedder; embedder()" \
+    && chown -R prodrag:prodrag /app/var
 USER prodrag
 EXPOSE 8000
 CMD ["gunicorn", "--config", "prodrag/gunicorn.conf.py", "--bind", "0.0.0.0:8000", \

@@ -7,6 +7,7 @@ import pytest
 from documents.embedding import (
     EmbeddingError,
     EmbeddingUnavailable,
+    LocalEmbedder,
     OpenAIEmbedder,
     embedder,
 )
@@ -18,6 +19,66 @@ def test_local_model_gives_normalised_vectors_that_rank_by_meaning():
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+
+
+def _local(settings, onnx_dir=None, batch_size=2):
+    return LocalEmbedder(
+        model=settings.EMBEDDING_MODEL,
+        path=settings.EMBEDDING_MODEL_PATH,
+        dimensions=settings.EMBEDDING_DIMENSIONS,
+        batch_size=batch_size,
+        onnx_dir=onnx_dir,
+    )
+
+
+def test_the_configured_local_model_runs_in_onnx_runtime(settings):
+    assert settings.EMBEDDING_RUNTIME == "onnx"
+    assert embedder().runtime == "onnx"
+
+
+def test_a_query_runs_in_onnx_runtime_with_pytorchs_vector_and_the_export_is_made_once(
+    settings, tmp_path, monkeypatch
+):
+    """GIVEN one text at a time WHEN the model runs in ONNX Runtime THEN each vector is the one
+    PyTorch gives in a batch; a second embedder reads the same file."""
+    texts = ["Short.", "A much longer sentence, padded against the short one.", "GDP fell."]
+    onnx = _local(settings, onnx_dir=tmp_path)
+    exported = list(tmp_path.glob("*.onnx"))
+    torch = _local(settings)
+    batch = torch.embed(texts)
+    # A single text must take the ONNX path: PyTorch is not there to answer it.
+    monkeypatch.setattr(onnx.transformer, "encode", None)
+
+    assert (onnx.runtime, torch.runtime) == ("onnx", "torch")
+    assert np.allclose([onnx.embed([text])[0] for text in texts], batch, atol=1e-5)
+    assert len(exported) == 1
+    modified = exported[0].stat().st_mtime_ns
+    assert _local(settings, onnx_dir=tmp_path).runtime == "onnx"
+    assert list(tmp_path.glob("*.onnx")) == exported
+    assert exported[0].stat().st_mtime_ns == modified
+
+
+def test_batches_run_in_pytorch(settings, tmp_path, monkeypatch):
+    onnx = _local(settings, onnx_dir=tmp_path)
+
+    def refused(texts):
+        raise AssertionError("a batch went to ONNX Runtime")
+
+    monkeypatch.setattr(onnx, "_onnx_embed", refused)
+
+    assert onnx.runtime == "onnx"
+    assert onnx.embed(["one", "two"]).shape == (2, 384)
+
+
+def test_a_model_that_cannot_be_exported_is_run_by_pytorch(settings, tmp_path, caplog):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+
+    local = _local(settings, onnx_dir=blocked / "models")
+
+    assert local.runtime == "torch"
+    assert local.embed(["Still embedded."]).shape == (1, 384)
+    assert "could not run in ONNX Runtime; using PyTorch" in caplog.text
 
 
 def test_openai_endpoint_is_batched_ordered_by_index_and_normalised(openai_endpoint):
