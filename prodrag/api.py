@@ -113,6 +113,7 @@ _ERROR_STATUSES = {
     "403": "The token's scope or the user's rights do not allow this.",
     "404": "Not found, or not readable by this user (the two are not told apart).",
     "405": "This method is not allowed here.",
+    "406": "The Accept header asks only for media types the API does not serve (it serves JSON).",
     "413": "The request body is too large.",
     "415": "The request body's content type is not accepted here.",
     "429": "Too many requests; retry after `Retry-After` seconds.",
