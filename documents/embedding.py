@@ -77,12 +77,20 @@ class LocalEmbedder:
                 f"{model} makes {actual}-dimensional vectors; PRODRAG_EMBEDDING_DIMENSIONS is "
                 f"{dimensions}."
             )
-        self.session = None
-        if onnx_dir is not None and _mean_pooled(self.transformer):
-            try:
-                self.session = _onnx_session(self.transformer, path=path, directory=onnx_dir)
-            except Exception:  # the exporter fails in many ways; PyTorch still embeds
-                log.warning("%s could not run in ONNX Runtime; using PyTorch", model, exc_info=True)
+        self.path = path
+        self.onnx_dir = onnx_dir if onnx_dir and _mean_pooled(self.transformer) else None
+
+    @functools.cached_property
+    def session(self):
+        """The ONNX Runtime session, made at the first single text (a worker process, which
+        embeds batches, never holds one: about 150 MB less); None: PyTorch embeds."""
+        if self.onnx_dir is None:
+            return None
+        try:
+            return _onnx_session(self.transformer, path=self.path, directory=self.onnx_dir)
+        except Exception:  # the exporter fails in many ways; PyTorch still embeds
+            log.warning("%s: not in ONNX Runtime; PyTorch embeds", self.model, exc_info=True)
+            return None
 
     @property
     def runtime(self) -> str:
@@ -91,7 +99,7 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        if self.session is not None and len(texts) == 1:
+        if len(texts) == 1 and self.session is not None:
             vectors = self._onnx_embed(texts)
         else:
             vectors = self.transformer.encode(

@@ -249,7 +249,7 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_EMBEDDING_ONNX_DIR",
         "var/models",
         "Where local models exported to ONNX are kept (one file per model and version; made "
-        "by the first process that loads the model, in a few seconds).",
+        "for the first query embedded, in a few seconds).",
     ),
     Setting(
         "PRODRAG_TOKENIZER",

@@ -43,13 +43,14 @@ def test_a_query_runs_in_onnx_runtime_with_pytorchs_vector_and_the_export_is_mad
     PyTorch gives in a batch; a second embedder reads the same file."""
     texts = ["Short.", "A much longer sentence, padded against the short one.", "GDP fell."]
     onnx = _local(settings, onnx_dir=tmp_path)
-    exported = list(tmp_path.glob("*.onnx"))
+    assert not list(tmp_path.glob("*.onnx"))  # made for the first single text, not before
     torch = _local(settings)
     batch = torch.embed(texts)
     # A single text must take the ONNX path: PyTorch is not there to answer it.
     monkeypatch.setattr(onnx.transformer, "encode", None)
 
     assert (onnx.runtime, torch.runtime) == ("onnx", "torch")
+    exported = list(tmp_path.glob("*.onnx"))
     assert np.allclose([onnx.embed([text])[0] for text in texts], batch, atol=1e-5)
     assert len(exported) == 1
     modified = exported[0].stat().st_mtime_ns
@@ -78,7 +79,7 @@ def test_a_model_that_cannot_be_exported_is_run_by_pytorch(settings, tmp_path, c
 
     assert local.runtime == "torch"
     assert local.embed(["Still embedded."]).shape == (1, 384)
-    assert "could not run in ONNX Runtime; using PyTorch" in caplog.text
+    assert "not in ONNX Runtime; PyTorch embeds" in caplog.text
 
 
 def test_openai_endpoint_is_batched_ordered_by_index_and_normalised(openai_endpoint):
