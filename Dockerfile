@@ -21,7 +21,7 @@ RUN mkdir -p /app/var \
     && export PRODRAG_SECRET_KEY=build-only PRODRAG_ALLOWED_HOSTS=localhost \
        DATABASE_URL=postgresql://unused@localhost/unused \
     && python manage.py collectstatic --noinput --verbosity 0 \
-    && python manage.py shell -c "from documents.embedding import embedder; embedder().embed(['x'])" \
+    && python manage.py embedding_prepare \
     && chown -R prodrag:prodrag /app/var
 USER prodrag
 EXPOSE 8000

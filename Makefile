@@ -44,6 +44,7 @@ up: install
 	mkdir -p var/log var/run var/run/prometheus
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py embedding_prepare
 	@$(PY) manage.py admin_bootstrap > var/run/login.txt
 	@if [ -f var/run/web.pid ] && kill -0 $$(cat var/run/web.pid) 2>/dev/null; then \
 		echo "web server already running (pid $$(cat var/run/web.pid))"; \

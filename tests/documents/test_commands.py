@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from documents.embedding import embedder
 from documents.models import Document, DocumentVersion, embedding_index
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.documents.factories import CollectionFactory
@@ -161,3 +162,15 @@ def test_import_beir_queues_each_full_task_while_the_rest_still_loads(
     assert queued == [ids[0:2], ids[2:4], ids[4:5]]
     assert seen_when_queued == [2, 4, 5]
     assert "5 document(s) queued" in out
+
+
+def test_embedding_prepare_exports_the_local_model_before_any_query(settings, tmp_path):
+    settings.EMBEDDING_ONNX_DIR = tmp_path
+    embedder.cache_clear()
+    try:
+        out = run("embedding_prepare")
+    finally:
+        embedder.cache_clear()
+
+    assert f"{settings.EMBEDDING_MODEL}: queries run in onnx." in out
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
