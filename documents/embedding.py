@@ -195,20 +195,26 @@ def _onnx_export(transformer, target: Path) -> None:
     inputs = tuple(torch.tensor(sample[name]) for name in names)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
     partial = target.with_suffix(".partial")
-    # The exporter reports every step on stdout and warns of what it skips; nothing there is
-    # for the user.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            TokenVectors(),
-            inputs,
-            str(partial),
-            input_names=names,
-            output_names=["token_vectors"],
-            dynamic_shapes={name: {0: batch, 1: length} for name in names},
-            dynamo=True,
-            external_data=False,  # one file (90 MB here), renamed into place whole
-        )
+    # The exporter reports every step on stdout and warns of what it skips (torchvision's
+    # operators, for one); nothing there is for the user.
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                TokenVectors(),
+                inputs,
+                str(partial),
+                input_names=names,
+                output_names=["token_vectors"],
+                dynamic_shapes={name: {0: batch, 1: length} for name in names},
+                dynamo=True,
+                external_data=False,  # one file (90 MB here), renamed into place whole
+            )
+    finally:
+        exporter_log.setLevel(level)
     partial.replace(target)
 
 
@@ -274,3 +280,13 @@ def embedder() -> Embedder:
         batch_size=settings.EMBEDDING_BATCH_SIZE,
         onnx_dir=settings.EMBEDDING_ONNX_DIR if settings.EMBEDDING_RUNTIME == "onnx" else None,
     )
+
+
+def embedder_warm() -> Embedder:
+    """The configured provider, and a local model run once on a text: its weights, tokenizer
+    and query session (the ONNX export the first time on a machine) are then ready before a
+    reader waits for them. An endpoint is not called."""
+    provider = embedder()
+    if isinstance(provider, LocalEmbedder):
+        provider.embed(["A first query."])
+    return provider

@@ -27,3 +27,27 @@ def post_fork(server, worker):
     from prodrag.tracing import tracing_setup
 
     tracing_setup(service="prodrag-web")
+
+
+def post_worker_init(worker):
+    """Each web process loads the embedding model before it takes requests (after the fork:
+    neither torch's nor ONNX Runtime's threads survive one); the first search would
+    otherwise wait about 4 s for it. A model that fails to load is logged, and searches
+    fall back to full text, as they would at their own first attempt."""
+    import logging
+    import time
+
+    from documents.embedding import LocalEmbedder, embedder_warm
+
+    log = logging.getLogger("prodrag.web")
+    started = time.monotonic()
+    try:
+        provider = embedder_warm()
+    except Exception:
+        log.exception("the embedding model did not load")
+        return
+    if isinstance(provider, LocalEmbedder):
+        log.info(
+            "embedding model %s ready in %.1f s (queries in %s)",
+            provider.model, time.monotonic() - started, provider.runtime,
+        )  # fmt: skip

@@ -23,7 +23,8 @@ from tests.processes import free_port, process_env
 def test_sigterm_lets_the_request_in_flight_finish(handbook, openai_endpoint, tmp_path):
     """GIVEN gunicorn answering a question while the LLM takes 3 seconds
     WHEN gunicorn gets SIGTERM in the middle of it
-    THEN the answer still arrives, whole, and gunicorn then exits cleanly."""
+    THEN the answer still arrives, whole, and gunicorn then exits cleanly.
+    (And the web process loaded the embedding model before it answered anything.)"""
     FakeOpenAI.replies = [Slow(3, "Every employee gets 27 days of paid annual leave [1].")]
     token = token_create(user=handbook["leave.md"].owner, scope="read")[1]
     port = free_port()
@@ -50,6 +51,8 @@ def test_sigterm_lets_the_request_in_flight_finish(handbook, openai_endpoint, tm
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.2)
+        # The process loaded the model before it took its first request.
+        assert "embedding model all-MiniLM-L6-v2 ready" in (tmp_path / "web.log").read_text()
 
         answers = []
         asking = threading.Thread(

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from documents.embedding import LocalEmbedder, embedder
+from documents.embedding import LocalEmbedder, embedder_warm
 
 
 class Command(BaseCommand):
@@ -12,9 +12,8 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def handle(self, *args, **options):
-        provider = embedder()
+        provider = embedder_warm()
         if not isinstance(provider, LocalEmbedder):
             self.stdout.write(f"{provider.model} is served by an endpoint: nothing to prepare.")
             return
-        provider.embed(["A first query."])
         self.stdout.write(f"{provider.model}: queries run in {provider.runtime}.")
