@@ -165,6 +165,11 @@ def _onnx_session(transformer, *, path: Path, directory: Path):
     # The process's share of the CPUs, as torch has it (a worker process gets its share
     # through OMP_NUM_THREADS, prodrag/celery.py); ONNX Runtime would take every core.
     options.intra_op_num_threads = torch.get_num_threads()
+    # Its threads would otherwise keep spinning after each query, on the cores PostgreSQL
+    # needs next for the search: at 1M passages (bench.search's 1% reader), the search after
+    # an embedding took 1 to 2 ms longer (p50), and the embedding's own p95 was 14 ms
+    # against 8 without spinning.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
 
 

@@ -34,6 +34,9 @@ def _local(settings, onnx_dir=None, batch_size=2):
 def test_the_configured_local_model_runs_in_onnx_runtime(settings):
     assert settings.EMBEDDING_RUNTIME == "onnx"
     assert embedder().runtime == "onnx"
+    # Its threads sleep between queries rather than spin on the database's cores.
+    options = embedder().session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_a_query_runs_in_onnx_runtime_with_pytorchs_vector_and_the_export_is_made_once(
