@@ -11,14 +11,9 @@ import documents.models
 
 
 def _models(apps) -> set[tuple[str, int]]:
-    """Every (model, dimensions) that embedded an indexed version, and the configured one."""
-    versions = apps.get_model("documents", "DocumentVersion").objects.exclude(
-        embedding_model=""
+    return documents.models.embedding_models_used(
+        apps.get_model("documents", "DocumentVersion").objects
     )
-    found = set(versions.values_list("embedding_model", "embedding_dimensions").distinct())
-    return {pair for pair in found if pair[1]} | {
-        (settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS)
-    }
 
 
 def vectors_move(apps, schema_editor):
