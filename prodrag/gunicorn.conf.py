@@ -32,8 +32,21 @@ def post_fork(server, worker):
 def post_worker_init(worker):
     """Each web process loads the embedding model before it takes requests (after the fork:
     neither torch's nor ONNX Runtime's threads survive one); the first search would
-    otherwise wait about 4 s for it. A model that fails to load is logged, and searches
-    fall back to full text, as they would at their own first attempt."""
+    otherwise wait about 4 s for it. The load runs in a thread while this one tells the
+    arbiter every second that the process is alive: on a busy machine it can take longer
+    than gunicorn's `timeout`, after which the arbiter would kill the process and start
+    another, again and again. A model that fails to load is logged, and searches fall back
+    to full text, as they would at their own first attempt."""
+    import threading
+
+    loading = threading.Thread(target=_embedding_model_load, daemon=True)
+    loading.start()
+    while loading.is_alive():
+        worker.notify()
+        loading.join(timeout=1)
+
+
+def _embedding_model_load() -> None:
     import logging
     import time
 
