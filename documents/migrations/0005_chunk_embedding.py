@@ -4,7 +4,6 @@ every vector is copied once and every model's index is built again."""
 
 import django.db.models.deletion
 import pgvector.django.vector
-from django.conf import settings
 from django.db import migrations, models
 
 import documents.models
