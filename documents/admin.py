@@ -2,26 +2,130 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import F
+from django.http import Http404
 from guardian.admin import GuardedModelAdmin
 
+from documents.authority import may_change_document, may_create_collection, may_manage_collection
 from documents.models import Chunk, Collection, Document, DocumentVersion
-from documents.services import UploadOutcome, document_create, documents_reprocess
+from documents.services import (
+    UploadOutcome,
+    chunk_search_vectors_refresh,
+    document_create,
+    documents_reprocess,
+)
 
 
-class VisibleOnlyAdmin(GuardedModelAdmin):
-    """Staff see in the admin only what they may read, exactly as in search."""
+class AuthorityAdmin(GuardedModelAdmin):
+    """The admin's pages ask documents.authority, object by object: staff see only what they
+    may read, exactly as in search; change, delete and the object-permission pages need the
+    right to manage (a collection) or change (a document) that very object. Model permissions
+    open the pages, but reach no existing object by themselves.
+
+    Subclasses say what the object-level right is (`_may_change`) and which objects may be
+    changed in bulk (`_changeable`)."""
 
     def get_queryset(self, request):
         return super().get_queryset(request).visible_to(request.user)
 
+    def _member(self, request) -> bool:
+        """Whether the user may use these pages at all: model permissions on documents, or a
+        collection they manage (a collection's owner needs no model permission)."""
+        user = request.user
+        return (
+            user.is_active
+            and user.is_staff
+            and (user.has_module_perms("documents") or Collection.objects.managed_by(user).exists())
+        )
+
+    def has_module_permission(self, request):
+        return self._member(request)
+
+    def has_view_permission(self, request, obj=None):
+        # get_queryset has already limited obj to what the user may read.
+        return self._member(request)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is None:
+            return self._member(request)
+        return self._may_change(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self.has_change_permission(request, obj)
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if any(not self._may_change(request.user, obj) for obj in objs):
+            perms_needed = {*perms_needed, f"{self.opts.verbose_name_plural} you do not manage"}
+        return deleted, counts, perms_needed, protected
+
+    def delete_queryset(self, request, queryset):
+        # delete_selected has checked every object through get_deleted_objects; this keeps
+        # a direct call to the same rule.
+        super().delete_queryset(request, self._changeable(request, queryset))
+
+    def _object_managed(self, request, object_pk):
+        obj = self.get_queryset(request).filter(pk=object_pk).first()
+        if obj is None:
+            raise Http404(f"No such {self.opts.verbose_name}.")
+        if not self._may_change(request.user, obj):
+            raise PermissionDenied
+        return obj
+
+    # guardian's object-permission pages: granting on an object is changing it.
+    def obj_perms_manage_view(self, request, object_pk):
+        self._object_managed(request, object_pk)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        self._object_managed(request, object_pk)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        self._object_managed(request, object_pk)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner" and not request.user.is_superuser:
+            # Not every user's name: the user themself, and the object's current owner.
+            owner = getattr(self._edited(request), "owner_id", None)
+            kwargs["queryset"] = get_user_model().objects.filter(
+                pk__in=[request.user.pk, *([owner] if owner else [])]
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        request._authority_edited = obj
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    @staticmethod
+    def _edited(request):
+        return getattr(request, "_authority_edited", None)
+
+    def _may_change(self, user, obj) -> bool:
+        raise NotImplementedError
+
+    def _changeable(self, request, queryset):
+        raise NotImplementedError
+
 
 @admin.register(Collection)
-class CollectionAdmin(VisibleOnlyAdmin):
+class CollectionAdmin(AuthorityAdmin):
     list_display = ["name", "owner", "open_to_staff", "chunking", "created_at"]
     list_filter = ["open_to_staff"]
     search_fields = ["name", "description"]
-    readonly_fields = ["read_principals", "created_at", "updated_at"]
+    readonly_fields = ["read_principals", "manage_principals", "created_at", "updated_at"]
+
+    def has_add_permission(self, request):
+        return request.user.is_staff and may_create_collection(request.user)
+
+    def _may_change(self, user, obj) -> bool:
+        return may_manage_collection(user, obj)
+
+    def _changeable(self, request, queryset):
+        return queryset.managed_by(request.user)
 
     def save_model(self, request, obj, form, change):
         if not change and not obj.owner_id:
@@ -69,7 +173,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Document)
-class DocumentAdmin(VisibleOnlyAdmin):
+class DocumentAdmin(AuthorityAdmin):
     list_display = [
         "title",
         "collection",
@@ -79,7 +183,14 @@ class DocumentAdmin(VisibleOnlyAdmin):
         "owner",
         "updated_at",
     ]
-    list_filter = ["status", "collection", "content_type", "language", "open_to_staff"]
+    # The collections of the documents listed, not every collection's name.
+    list_filter = [
+        "status",
+        ("collection", admin.RelatedOnlyFieldListFilter),
+        "content_type",
+        "language",
+        "open_to_staff",
+    ]
     search_fields = ["title", "source", "external_id", "sha256", "error"]
     list_select_related = ["collection", "owner"]
     readonly_fields = [
@@ -113,10 +224,30 @@ class DocumentAdmin(VisibleOnlyAdmin):
             return f"failed: {obj.error[:120]}"
         return f"{obj.get_status_display()} ({obj.progress}%)"
 
-    @admin.action(description="Process the selected documents again (retry failed ones)")
+    @admin.action(
+        description="Process the selected documents again (retry failed ones)",
+        permissions=["change"],
+    )
     def reprocess(self, request, queryset):
-        count = documents_reprocess(documents=queryset)
+        changeable = self._changeable(request, queryset)
+        count = documents_reprocess(documents=changeable)
         self.message_user(request, f"{count} document(s) queued for processing.")
+        if skipped := queryset.count() - changeable.count():
+            self.message_user(
+                request,
+                f"{skipped} document(s) left alone: you may read them but not change them.",
+                messages.WARNING,
+            )
+
+    def has_add_permission(self, request):
+        user = request.user
+        return user.is_staff and Collection.objects.managed_by(user).exists()
+
+    def _may_change(self, user, obj) -> bool:
+        return may_change_document(user, obj)
+
+    def _changeable(self, request, queryset):
+        return queryset.changeable_by(request.user)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -126,7 +257,12 @@ class DocumentAdmin(VisibleOnlyAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "collection":
-            kwargs["queryset"] = Collection.objects.visible_to(request.user)
+            # Uploads and moves go only into collections the user manages (a document's
+            # owner may keep it where it is).
+            edited = self._edited(request)
+            kwargs["queryset"] = Collection.objects.managed_by(
+                request.user
+            ) | Collection.objects.filter(pk=getattr(edited, "collection_id", None))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_fieldsets(self, request, obj=None):
@@ -143,6 +279,9 @@ class DocumentAdmin(VisibleOnlyAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            if "title" in form.changed_data and obj.indexed_version_id:
+                # The title is in every passage's full-text vector, as for the API's rename.
+                chunk_search_vectors_refresh(version_ids=[obj.indexed_version_id])
             return
         document, outcome = document_create(
             collection=form.cleaned_data["collection"],

@@ -44,11 +44,19 @@ class ReadACL(models.Model):
             self.read_principals = sorted(
                 {user_principal(self.owner_id), *([ALL_STAFF] if self.open_to_staff else [])}
             )
+        if self._state.adding and hasattr(self, "manage_principals"):
+            self.manage_principals = self.manage_principals or [user_principal(self.owner_id)]
         super().save(*args, **kwargs)
 
 
 class Collection(ReadACL):
-    """A named knowledge base; its read grants are inherited by all its documents."""
+    """A named knowledge base; its read grants are inherited by all its documents.
+
+    Who manages it (changes it, grants on it, uploads into it, changes and deletes its
+    documents) is its owner and the holders of a `manage_collection` grant: `manage_principals`
+    is their denormalised copy, kept by read_acl_refresh like `read_principals`, which it is
+    part of (a manager reads every document of the collection). See documents.authority.
+    """
 
     class Chunking(models.TextChoices):
         STRUCTURE = "structure", "Structure-aware (docling HybridChunker)"
@@ -75,13 +83,20 @@ class Collection(ReadACL):
     chunk_overlap = models.PositiveSmallIntegerField(
         default=32, help_text="Tokens shared by neighbouring passages (fixed-size strategy only)."
     )
+    manage_principals = ArrayField(models.BigIntegerField(), default=list, editable=False)
 
     objects = CollectionQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
-        permissions = [("view_document", "Can view the documents in this collection")]
-        indexes = [GinIndex(fields=["read_principals"], name="collection_read_principals")]
+        permissions = [
+            ("view_document", "Can view the documents in this collection"),
+            ("manage_collection", "Can manage this collection and all its documents"),
+        ]
+        indexes = [
+            GinIndex(fields=["read_principals"], name="collection_read_principals"),
+            GinIndex(fields=["manage_principals"], name="collection_manage_principals"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(chunk_overlap__lt=F("chunk_tokens")),

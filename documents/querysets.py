@@ -3,12 +3,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
-from accounts.selectors import Principals, user_principals
-
-
-def read_acl_matches(principals: Principals, prefix: str = "") -> Q:
-    """True where the read ACL at `prefix` (e.g. "collection__") lists one of the principals."""
-    return Q(**{f"{prefix}read_principals__overlap": list(principals.ids)})
+from accounts.selectors import user_principals
+from documents.authority import document_change_q, document_read_q, manage_q, read_q
 
 
 class CollectionQuerySet(models.QuerySet):
@@ -21,21 +17,36 @@ class CollectionQuerySet(models.QuerySet):
             return self
         if not principals.ids:
             return self.none()
-        readable_document = Document.objects.filter(
-            read_acl_matches(principals), collection=OuterRef("pk")
-        )
-        return self.filter(read_acl_matches(principals) | Q(Exists(readable_document)))
+        readable_document = Document.objects.filter(read_q(principals), collection=OuterRef("pk"))
+        return self.filter(read_q(principals) | Q(Exists(readable_document)))
 
-
-class DocumentQuerySet(models.QuerySet):
-    def visible_to(self, user) -> DocumentQuerySet:
-        """Documents the user may read: the one answer to that question (search uses the same
-        predicate in SQL). A document is readable through its own ACL or its collection's."""
+    def managed_by(self, user) -> CollectionQuerySet:
+        """Collections the user may manage (documents.authority)."""
         principals = user_principals(user=user)
         if principals.unrestricted:
             return self
         if not principals.ids:
             return self.none()
-        return self.filter(
-            read_acl_matches(principals) | read_acl_matches(principals, prefix="collection__")
-        )
+        return self.filter(manage_q(principals))
+
+
+class DocumentQuerySet(models.QuerySet):
+    def visible_to(self, user) -> DocumentQuerySet:
+        """Documents the user may read: the one answer to that question (search uses the same
+        predicate in SQL, documents.authority). A document is readable through its own ACL
+        or its collection's."""
+        principals = user_principals(user=user)
+        if principals.unrestricted:
+            return self
+        if not principals.ids:
+            return self.none()
+        return self.filter(document_read_q(principals))
+
+    def changeable_by(self, user) -> DocumentQuerySet:
+        """Documents the user may change, reprocess, grant on and delete (documents.authority)."""
+        principals = user_principals(user=user)
+        if principals.unrestricted:
+            return self
+        if not principals.ids:
+            return self.none()
+        return self.filter(document_change_q(user, principals))

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import Http404
 
+from documents.authority import may_manage_collection
 from documents.models import Collection, Document
 
 
@@ -16,18 +20,6 @@ def access_document(user, pk: int) -> Document:
         raise Http404("No such document.") from None
 
 
-def may_change(user, document_or_collection, action: str) -> bool:
-    """Whether a user who may read this document or collection may also `action` ("add",
-    "change", "delete") documents in it: its owner (or its collection's), a superuser, or a
-    holder of Django's model permission for that action, as in the admin."""
-    collection = getattr(document_or_collection, "collection", document_or_collection)
-    return (
-        user.is_superuser
-        or user.pk in (document_or_collection.owner_id, collection.owner_id)
-        or user.has_perm(f"documents.{action}_document")
-    )
-
-
 def access_collection(user, pk: int) -> Collection:
     """The collection if the user may read it or a document in it; 404 otherwise, alike for
     missing and forbidden."""
@@ -35,6 +27,35 @@ def access_collection(user, pk: int) -> Collection:
         return Collection.objects.visible_to(user).get(pk=pk)
     except (Collection.DoesNotExist, ValueError, TypeError):
         raise Http404("No such collection.") from None
+
+
+def access_managed_collection(user, pk: int) -> Collection:
+    """The collection if the user may manage it (documents.authority); 404 if they may not
+    read it (alike for missing), PermissionDenied if they read it but may not manage it."""
+    collection = access_collection(user, pk)
+    if not may_manage_collection(user, collection):
+        raise PermissionDenied("You may read this collection but not manage it.")
+    return collection
+
+
+def documents_readable_among(user, ids: Iterable[int]) -> set[int]:
+    """Which of these document ids the user may read now (missing ones are not): one query."""
+    ids = set(ids)
+    if not ids:
+        return set()
+    return set(Document.objects.visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))
+
+
+def objects_readable_among(user, refs: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these ("document" | "collection", id) the user may read (a collection: read it
+    or a document in it, as Collection.objects.visible_to): what the audit trail may show
+    them (accounts.selectors.audit_redact)."""
+    ids = {kind: {pk for k, pk in refs if k == kind} for kind in ("document", "collection")}
+    readable = {("document", pk) for pk in documents_readable_among(user, ids["document"])}
+    if ids["collection"]:
+        visible = Collection.objects.visible_to(user).filter(pk__in=ids["collection"])
+        readable |= {("collection", pk) for pk in visible.values_list("pk", flat=True)}
+    return readable
 
 
 def documents_embedded_otherwise(*, collection: Collection) -> QuerySet[Document]:

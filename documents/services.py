@@ -68,8 +68,10 @@ _GRANT_MODELS = {
 
 
 def read_acl_refresh(*, model: type[Collection] | type[Document], ids: Iterable[int]) -> None:
-    """Rewrite `read_principals` of these collections or documents from their owner, their
-    open-to-staff flag and their `view_document` grants.
+    """Rewrite the ACL arrays of these collections or documents from their owner, their
+    open-to-staff flag and their grants (documents.authority): `read_principals` from
+    `view_document` grants and, for a collection, `manage_principals` from its owner and
+    `manage_collection` grants, which read too.
 
     Locks: the rows, `SELECT ... FOR UPDATE` in primary-key order (so overlapping refreshes
     cannot deadlock), taken *before* the grants are read: of two transactions granting on the
@@ -86,25 +88,42 @@ def read_acl_refresh(*, model: type[Collection] | type[Document], ids: Iterable[
             .select_for_update()
             .values_list("pk", "owner_id", "open_to_staff")
         )
-        acl = {
+        read = {
             pk: {user_principal(owner_id), *([ALL_STAFF] if open_to_staff else [])}
             for pk, owner_id, open_to_staff in rows
         }
-        if not acl:
+        if not read:
             return
-        permission = Permission.objects.get(
-            content_type=ContentType.objects.get_for_model(model), codename="view_document"
+        manage = {pk: {user_principal(owner_id)} for pk, owner_id, _ in rows}
+        codenames = ["manage_collection"] if model is Collection else []
+        permissions = dict(
+            Permission.objects.filter(
+                content_type=ContentType.objects.get_for_model(model),
+                codename__in=["view_document", *codenames],
+            ).values_list("pk", "codename")
         )
-        granted = user_grants.objects.filter(content_object_id__in=acl, permission=permission)
-        for object_id, user_id in granted.values_list("content_object_id", "user_id"):
-            acl[object_id].add(user_principal(user_id))
-        granted = group_grants.objects.filter(content_object_id__in=acl, permission=permission)
-        for object_id, group_id in granted.values_list("content_object_id", "group_id"):
-            acl[object_id].add(group_principal(group_id))
-        model.objects.bulk_update(
-            [model(pk=pk, read_principals=sorted(principals)) for pk, principals in acl.items()],
-            ["read_principals"],
-        )
+        granted = [
+            (object_id, user_principal(user_id), permission_id)
+            for object_id, user_id, permission_id in user_grants.objects.filter(
+                content_object_id__in=read, permission__in=permissions
+            ).values_list("content_object_id", "user_id", "permission_id")
+        ] + [
+            (object_id, group_principal(group_id), permission_id)
+            for object_id, group_id, permission_id in group_grants.objects.filter(
+                content_object_id__in=read, permission__in=permissions
+            ).values_list("content_object_id", "group_id", "permission_id")
+        ]
+        for object_id, principal, permission_id in granted:
+            read[object_id].add(principal)
+            if permissions[permission_id] == "manage_collection":
+                manage[object_id].add(principal)
+        rows = [model(pk=pk, read_principals=sorted(principals)) for pk, principals in read.items()]
+        fields = ["read_principals"]
+        if model is Collection:
+            for row in rows:
+                row.manage_principals = sorted(manage[row.pk])
+            fields.append("manage_principals")
+        model.objects.bulk_update(rows, fields)
 
 
 def _content_digest(upload: File) -> tuple[str, int, bytes]:
@@ -132,6 +151,10 @@ def content_type_detect(*, name: str, head: bytes) -> str:
     return by_name or "application/octet-stream"
 
 
+class DocumentConflict(Exception):
+    """An upload clashes with another document of the collection (its external id)."""
+
+
 class UploadOutcome(models.TextChoices):
     CREATED = "created"
     UNCHANGED = "unchanged"
@@ -152,8 +175,11 @@ def document_create(
 ) -> tuple[Document, UploadOutcome]:
     """Store an upload in a collection. Identical bytes already there return that document
     (UNCHANGED); new bytes from a source already there become its next version (NEW_VERSION);
-    anything else is a new pending document with version 1 (CREATED). The unique constraints
-    on (collection, sha256) and (collection, source) decide, not a pre-check. New bytes are
+    anything else is a new pending document with version 1 (CREATED), unless its external id
+    is another document's (DocumentConflict). The unique constraints on (collection, sha256),
+    (collection, source) and (collection, external_id) decide, not a pre-check. The caller
+    checks that the owner may upload into the collection (documents.authority: they manage
+    it), so these outcomes never meet a document they may not read. New bytes are
     queued for processing after commit, unless `enqueue` is false (bulk loaders queue their
     documents in batches themselves).
 
@@ -191,7 +217,11 @@ def document_create(
         existing = Document.objects.filter(collection=collection, sha256=sha256).first()
         if existing is not None:
             return existing, UploadOutcome.UNCHANGED
-        document = Document.objects.get(collection=collection, source=source)
+        document = Document.objects.filter(collection=collection, source=source).first()
+        if document is None:
+            raise DocumentConflict(
+                f"Another document in this collection has the external id {external_id!r}."
+            ) from None
         _version_add(
             document=document,
             upload=upload,

@@ -45,6 +45,14 @@ def exception_handler(exc, context):
     return response
 
 
+class Conflict(exceptions.APIException):
+    """409: the request clashes with the current state of a resource (say, a taken id)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This conflicts with an existing object."
+    default_code = "conflict"
+
+
 def json_text_valid(value) -> None:
     """Validator of a JSON input field: PostgreSQL's text and jsonb cannot hold the NUL
     character (DRF's CharField refuses it; its JSON and dict fields do not)."""
@@ -114,6 +122,7 @@ _ERROR_STATUSES = {
     "404": "Not found, or not readable by this user (the two are not told apart).",
     "405": "This method is not allowed here.",
     "406": "The Accept header asks only for media types the API does not serve (it serves JSON).",
+    "409": "The request clashes with an existing object (say, a taken external id).",
     "413": "The request body is too large.",
     "415": "The request body's content type is not accepted here.",
     "429": "Too many requests; retry after `Retry-After` seconds.",

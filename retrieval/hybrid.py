@@ -5,6 +5,8 @@ branch. This is the one place where prodrag writes SQL by hand.
 Shape of the statement (its CTEs):
 
 - `readable`: the ids of the collections the reader may read (GIN on read_principals), once.
+  This and the document predicate are documents.authority's SQL fragments: the same rule as
+  `Document.objects.visible_to`.
 - `visible`: up to EXACT_BELOW + 1 documents the reader may read that pass the filters (the
   documents' read_principals GIN, UNION their collection_id btree, each with the filters).
 - `gate`: whether `visible` is small, per branch (at most VECTOR_EXACT_BELOW documents for the
@@ -52,6 +54,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from documents.authority import (
+    READABLE_COLLECTIONS_SQL,
+    document_granted_sql,
+    document_readable_sql,
+)
 
 DENSE, FULLTEXT, HYBRID = "dense", "fulltext", "hybrid"
 
@@ -121,10 +129,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
     if spec.principals is None:
         readable = "TRUE"
     else:
-        readable = (
-            "(d.read_principals && %(principals)s::bigint[] "
-            "OR d.collection_id = ANY((SELECT ids FROM readable)::bigint[]))"
-        )
+        readable = document_readable_sql("d", "SELECT ids FROM readable")
     visible_where = f"{readable} AND {document_filter}"
     if spec.principals is None:
         visible = f"SELECT d.id FROM documents_document d WHERE {document_filter}"
@@ -135,7 +140,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         visible = f"""
             SELECT id FROM (
                 SELECT d.id FROM documents_document d
-                WHERE d.read_principals && %(principals)s::bigint[] AND {document_filter}
+                WHERE {document_granted_sql("d")} AND {document_filter}
                 LIMIT %(limit_visible)s) granted
             UNION
             SELECT id FROM (
@@ -145,8 +150,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
                   AND {document_filter}
                 LIMIT %(limit_visible)s) in_collections"""
     ctes = [
-        "readable AS MATERIALIZED (SELECT ARRAY(SELECT id FROM documents_collection "
-        "WHERE read_principals && %(principals)s::bigint[]) AS ids)",
+        f"readable AS MATERIALIZED ({READABLE_COLLECTIONS_SQL})",
         f"visible AS MATERIALIZED ({visible} LIMIT %(limit_visible)s)",
         "gate AS MATERIALIZED (SELECT count(*) <= %(exact_below)s AS exact, "
         "count(*) <= %(vector_exact_below)s AS vector_exact FROM visible)",

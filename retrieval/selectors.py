@@ -16,7 +16,7 @@ from django.db.models import Count, Q
 from accounts.pii import pii_mask
 from accounts.selectors import user_principals
 from documents.embedding import EmbeddingError, EmbeddingUnavailable, embedder
-from documents.models import Collection, Document
+from documents.models import Document
 from prodrag import metrics
 from prodrag.tracing import tracer
 from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
@@ -327,26 +327,33 @@ _MISMATCH_CACHE_KEY = "retrieval:embedded-otherwise"
 
 def _model_warnings(user, filters: Filters) -> list[str]:
     """Documents embedded by another model than the configured one are left out of the vector
-    ranking (their vectors are never compared with the query's); say so, per collection the
-    user can see, with the command that fixes it."""
+    ranking (their vectors are never compared with the query's); say so, per collection, with
+    the command that fixes it, counting only the documents the user may read (nothing is said
+    of the others, not even how many there are)."""
     model = embedder().model
-    counts = cache.get(_MISMATCH_CACHE_KEY)
-    if counts is None:
-        counts = dict(
-            Document.objects.exclude(indexed_version=None)
-            .filter(~Q(indexed_version__embedding_model=model))
-            .values_list("collection_id")
-            .annotate(n=Count("pk"))
-            .values_list("collection_id", "n")
-        )
-        cache.set(_MISMATCH_CACHE_KEY, counts, 60)
-    ids = [pk for pk in counts if not filters.collections or pk in filters.collections]
+    embedded_otherwise = Document.objects.exclude(indexed_version=None).filter(
+        ~Q(indexed_version__embedding_model=model)
+    )
+    # Which collections hold any such document at all, shared by every reader for a minute: a
+    # search pays for the per-reader count only while a re-embedding is due.
+    affected = cache.get(_MISMATCH_CACHE_KEY)
+    if affected is None:
+        affected = list(embedded_otherwise.values_list("collection_id", flat=True).distinct())
+        cache.set(_MISMATCH_CACHE_KEY, affected, 60)
+    ids = [pk for pk in affected if not filters.collections or pk in filters.collections]
     if not ids:
         return []
-    names = Collection.objects.visible_to(user).filter(pk__in=ids).values_list("pk", "name")
+    counts = (
+        embedded_otherwise.visible_to(user)
+        .filter(collection_id__in=ids)
+        .values_list("collection__name")
+        .annotate(n=Count("pk"))
+        .order_by("collection__name")
+        .values_list("collection__name", "n")
+    )
     return [
-        f"{counts[pk]} document(s) of collection {name!r} were embedded by another model than "
+        f"{n} document(s) of collection {name!r} were embedded by another model than "
         f"{model}; only full-text search finds them until `manage.py reembed --collection "
         f"{name!r}` has run."
-        for pk, name in names
+        for name, n in counts
     ]

@@ -58,7 +58,7 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 class DocumentUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="The document's bytes (multipart).")
-    collection = serializers.IntegerField(help_text="Id of a collection the user may read.")
+    collection = serializers.IntegerField(help_text="Id of a collection the user manages.")
     title = serializers.CharField(max_length=500, required=False, default="")
     external_id = serializers.CharField(max_length=200, required=False, default="")
     metadata = MetadataField(required=False, default=dict)

@@ -1,3 +1,4 @@
+from django.core.exceptions import PermissionDenied
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, parsers, status, viewsets
@@ -13,15 +14,18 @@ from documents.api.serializers import (
     DocumentUploadSerializer,
     VersionSerializer,
 )
+from documents.authority import may_change_document
 from documents.models import Chunk, Collection, Document
-from documents.selectors import access_collection, access_document, may_change
+from documents.selectors import access_document, access_managed_collection
 from documents.services import (
+    DocumentConflict,
     UploadOutcome,
     document_create,
     document_delete,
     document_update,
     documents_reprocess,
 )
+from prodrag.api import Conflict
 
 
 class CollectionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -61,9 +65,10 @@ class DocumentViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """The documents the user may read. Uploading, changing, deleting and reprocessing also
-    need the right to change them (documents.selectors.may_change): otherwise 403; a
-    document the user may not read is a 404, as one that does not exist."""
+    """The documents the user may read. Uploading needs the right to manage the collection;
+    changing, deleting and reprocessing the right to change the document (its owner or a
+    manager of its collection; documents.authority): otherwise 403. A document or collection
+    the user may not read is a 404, as one that does not exist."""
 
     serializer_class = DocumentSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
@@ -106,7 +111,7 @@ class DocumentViewSet(
 
     def _changeable(self, action_name: str) -> Document:
         document = self.get_object()
-        if not may_change(self.request.user, document, action_name):
+        if not may_change_document(self.request.user, document):
             raise exceptions.PermissionDenied(
                 f"You may read this document but not {action_name} it."
             )
@@ -116,18 +121,25 @@ class DocumentViewSet(
         given = DocumentUploadSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        collection = access_collection(request.user, data["collection"])
-        if not may_change(request.user, collection, "add"):
-            raise exceptions.PermissionDenied("You may not add documents to this collection.")
-        document, outcome = document_create(
-            collection=collection,
-            owner=request.user,
-            upload=data["file"],
-            title=data["title"],
-            external_id=data["external_id"],
-            metadata=data["metadata"],
-            open_to_staff=data["open_to_staff"],
-        )
+        try:
+            collection = access_managed_collection(request.user, data["collection"])
+        except PermissionDenied:
+            raise exceptions.PermissionDenied(
+                "You may read this collection but not upload into it: that needs the right to "
+                "manage it."
+            ) from None
+        try:
+            document, outcome = document_create(
+                collection=collection,
+                owner=request.user,
+                upload=data["file"],
+                title=data["title"],
+                external_id=data["external_id"],
+                metadata=data["metadata"],
+                open_to_staff=data["open_to_staff"],
+            )
+        except DocumentConflict as conflict:
+            raise Conflict(str(conflict)) from None
         body = {"outcome": outcome, "document": DocumentSerializer(document).data}
         unchanged = outcome == UploadOutcome.UNCHANGED
         return Response(body, status=status.HTTP_200_OK if unchanged else status.HTTP_201_CREATED)

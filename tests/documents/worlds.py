@@ -1,5 +1,6 @@
 """Random permission worlds for property tests: users, groups, memberships, collections,
-documents, grants; the rules read independently of the ACL arrays; and their changes."""
+documents, read and manage grants; the rules (docs/permissions.md) read independently of the
+ACL arrays; and their changes."""
 
 from dataclasses import dataclass
 
@@ -42,10 +43,37 @@ worlds = st.fixed_dictionaries(
             ).map(lambda pair: (*pair[0], *pair[1])),
             max_size=8,
         ),
+        # manage_collection grants: (collection index, grantee kind, grantee index)
+        "manages": st.sets(
+            st.tuples(
+                st.integers(0, COLLECTIONS - 1),
+                st.sampled_from(["user", "group"]),
+                st.integers(0, max(USERS, GROUPS) - 1),
+            ).filter(lambda grant: grant[2] < (USERS if grant[1] == "user" else GROUPS)),
+            max_size=3,
+        ),
         "revoke": st.integers(0, 7),
         "leave": st.integers(0, 11),
     }
 )
+
+
+def _groups(world, user_index) -> set[int]:
+    return {g for u, g in world["members"] if u == user_index}
+
+
+def expected_manages(world, user_index, collection) -> bool:
+    """docs/permissions.md: the collection's owner, a manage grant to them or their group."""
+    if user_index in world["inactive"]:
+        return False
+    if user_index == world["superuser"]:
+        return True
+    groups = _groups(world, user_index)
+    return world["collections"][collection][0] == user_index or any(
+        c == collection
+        and ((who == "user" and whom == user_index) or (who == "group" and whom in groups))
+        for c, who, whom in world["manages"]
+    )
 
 
 def expected_visible(world, user_index):
@@ -54,7 +82,7 @@ def expected_visible(world, user_index):
         return set()
     if user_index == world["superuser"]:
         return set(range(DOCUMENTS))
-    groups = {g for u, g in world["members"] if u == user_index}
+    groups = _groups(world, user_index)
 
     def granted(kind, index):
         return any(
@@ -68,6 +96,7 @@ def expected_visible(world, user_index):
         collection_owner, open_collection = world["collections"][collection]
         if (
             user_index in (owner, collection_owner)
+            or expected_manages(world, user_index, collection)
             or open_doc
             or open_collection
             or granted("document", index)
@@ -124,4 +153,6 @@ def world_build(world) -> World:
     built = World(world, users, groups, collections, documents)
     for kind, index, who, whom in world["grants"]:
         assign_perm("view_document", built.grantee(who, whom), built.target(kind, index))
+    for collection, who, whom in world["manages"]:
+        assign_perm("manage_collection", built.grantee(who, whom), collections[collection])
     return built
