@@ -1,12 +1,16 @@
 from django.contrib import admin
 
 from chat.models import Feedback
+from chat.selectors import feedback_visible_to
 
 
 @admin.register(Feedback)
 class FeedbackAdmin(admin.ModelAdmin):
     """What staff thought of the answers: for knowledge managers tending the documents.
-    Conversations themselves stay private to their owners and are not listed here."""
+    Conversations themselves stay private to their owners and are not listed here. A viewer
+    sees only the feedback on answers all of whose documents they may read (superusers see
+    all), so questions, answers and their search match nothing else
+    (chat.selectors.feedback_visible_to)."""
 
     list_display = ["created_at", "helpful", "question", "comment", "user"]
     list_filter = ["helpful", "created_at"]
@@ -23,7 +27,7 @@ class FeedbackAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("message__question", "user")
+        return feedback_visible_to(request.user).select_related("message__question", "user")
 
     @admin.display(description="Question")
     def question(self, feedback):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from chat.querysets import ConversationQuerySet
@@ -60,6 +61,11 @@ class Message(models.Model):
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, blank=True)
     sources = models.JSONField(default=list, blank=True)
+    # The documents of `sources`, by id (no foreign key: a deleted document's id must stay, so
+    # that the answer is withheld from then on, chat.selectors.answers_withhold).
+    documents = ArrayField(
+        models.BigIntegerField(), default=list, blank=True, help_text="Its sources' documents."
+    )
     cited = ArrayField(models.PositiveSmallIntegerField(), default=list, blank=True)
     citations_dropped = models.PositiveIntegerField(default=0)
     links_removed = models.PositiveIntegerField(default=0)
@@ -71,6 +77,7 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        indexes = [GinIndex(fields=["documents"], name="message_documents")]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import Q
 from django.http import Http404
 
-from chat.models import Conversation, Message
-from documents.models import DocumentVersion
-from documents.selectors import access_document
+from chat.models import Conversation, Feedback, Message
+from documents.models import Document, DocumentVersion
+from documents.selectors import access_document, documents_readable_among
 
 # Characters of the document shown on each side of a cited passage.
 SOURCE_WINDOW = 4000
@@ -21,13 +24,50 @@ def access_conversation(user, pk: int) -> Conversation:
 
 
 def access_answer(user, pk: int) -> Message:
-    """An answer in one of the user's own conversations, else 404."""
+    """An answer in one of the user's own conversations, else 404; withheld (see
+    answers_withhold) if the user may no longer read one of its sources."""
     try:
-        return Message.objects.select_related("conversation", "question").get(
+        answer = Message.objects.select_related("conversation", "question").get(
             pk=pk, role=Message.Role.ASSISTANT, conversation__in=Conversation.objects.of(user)
         )
     except (Message.DoesNotExist, ValueError, TypeError):
         raise Http404("No such answer.") from None
+    answers_withhold(user, [answer])
+    return answer
+
+
+WITHHELD = (
+    "This answer is withheld: a document it drew on is no longer available to you (your "
+    "access to it ended, or it was deleted). Ask again to get an answer from the documents "
+    "you can read now."
+)
+
+
+def answers_withhold(user, messages: Iterable[Message]) -> list[Message]:
+    """The messages as this user may see them now. An answer that used a document the user
+    can no longer read (documents.authority, the same rule as search; a deleted document
+    counts as unreadable) keeps no text, sources or citations: its text becomes WITHHELD and
+    `withheld` is set. The instances are changed in place, for showing only (never saved).
+    One query for the whole list, whatever its length."""
+    messages = list(messages)
+    readable = documents_readable_among(user, {pk for m in messages for pk in m.documents})
+    for message in messages:
+        message.withheld = not set(message.documents) <= readable
+        if message.withheld:
+            message.text, message.notice = WITHHELD, WITHHELD
+            message.sources, message.cited, message.documents = [], [], []
+            message.citations_dropped = message.links_removed = 0
+    return messages
+
+
+def feedback_visible_to(user):
+    """Feedback the user may see (the feedback admin): on answers all of whose documents they
+    may read; all of it for superusers."""
+    feedback = Feedback.objects.all()
+    if user.is_superuser:
+        return feedback
+    readable = ArraySubquery(Document.objects.visible_to(user).values("pk"))
+    return feedback.filter(Q(message__documents=[]) | Q(message__documents__contained_by=readable))
 
 
 @dataclass(frozen=True)
@@ -46,7 +86,7 @@ class CitedSource:
 def cited_source(user, *, answer_pk: int, number: int) -> CitedSource:
     """Source `number` of one of the user's answers, if they may (still) read its document;
     404 otherwise. If that version's text is gone, the passage as the answer saw it."""
-    answer = access_answer(user, answer_pk)
+    answer = access_answer(user, answer_pk)  # withheld: no sources, so 404 below
     source = next((s for s in answer.sources if s["number"] == number), None)
     if source is None:
         raise Http404("No such source.")

@@ -19,6 +19,7 @@ from chat.extractive import answer_extractive
 from chat.followups import question_standalone
 from chat.grounding import LinkFilter, answer_check
 from chat.models import Conversation, Feedback, Message
+from chat.selectors import answers_withhold
 from documents.models import Chunk, Collection
 from prodrag import metrics
 from retrieval.context import ContextPassage, context_assemble
@@ -52,13 +53,15 @@ def conversation_start(*, owner) -> Conversation:
     return Conversation.objects.create(owner=owner, title="New conversation")
 
 
-@transaction.atomic
 def question_add(
     *, conversation: Conversation, user, text: str, scope: Sequence[int] = ()
 ) -> Message:
     """Store the question and the standalone query retrieval will run (rewritten from the
-    conversation so far). `scope`: collection ids the user may read; empty means all.
-    Takes a row lock on the conversation, so that two questions sent at once are ordered."""
+    conversation so far, as the user may see it now: withheld answers stay withheld from the
+    model too). `scope`: collection ids the user may read; empty means all.
+
+    Locks: the conversation row, only while the question is stored (after the rewriting,
+    which may wait for the language model), so that two questions sent at once are ordered."""
     text = text.strip()
     if not text:
         raise QuestionError("The question is empty.")
@@ -70,17 +73,18 @@ def question_add(
     )
     if unknown := [pk for pk in scope if pk not in readable]:
         raise QuestionError(f"No such collection: {', '.join(map(str, unknown))}.")
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    earlier = list(conversation.messages.order_by("created_at", "id"))
+    earlier = answers_withhold(user, conversation.messages.order_by("created_at", "id"))
     history = [(m.role, m.text) for m in earlier]
     previous = next((m.query for m in reversed(earlier) if m.role == Message.Role.USER), None)
     query = question_standalone(text, history=history, previous_query=previous)
-    if not earlier:
-        conversation.title = text if len(text) <= 80 else text[:79].rsplit(" ", 1)[0] + "\u2026"
-    conversation.save(update_fields=["title", "updated_at"])
-    return Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, text=text, query=query, scope=scope
-    )
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if not conversation.messages.exists():
+            conversation.title = text if len(text) <= 80 else text[:79].rsplit(" ", 1)[0] + "\u2026"
+        conversation.save(update_fields=["title", "updated_at"])
+        return Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, text=text, query=query, scope=scope
+        )
 
 
 def answer_events(*, question: Message, user, stream: bool, task: str = "answer"):
@@ -132,12 +136,12 @@ def _answer_write(*, question, task, stream, started, result, sources, described
         mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(question.query, sources)
         notice = "No language model is configured, so these are quotes from the best passages."
     else:
-        system = prompt_render(task=task, sources=sources)
+        prompt = prompt_render(task=task, sources=sources, question=question.query)
         written: list[str] = []
         try:
             if stream:
                 links = LinkFilter(allowed=set(urls.values()))
-                for delta in llm_stream(system=system, user=question.query):
+                for delta in llm_stream(system=prompt.system, user=prompt.user):
                     written.append(delta)
                     if safe := links.feed(delta):
                         yield AnswerEvent("delta", safe)
@@ -145,7 +149,7 @@ def _answer_write(*, question, task, stream, started, result, sources, described
                     yield AnswerEvent("delta", tail)
                 raw = "".join(written)
             else:
-                raw = llm_complete(system=system, user=question.query, max_tokens=1024)
+                raw = llm_complete(system=prompt.system, user=prompt.user, max_tokens=1024)
             mode, model = Message.Mode.GENERATED, settings.LLM_MODEL
         except LLMUnavailable as exc:
             metrics.ANSWER_FALLBACKS.inc()
@@ -166,6 +170,7 @@ def _answer_write(*, question, task, stream, started, result, sources, described
         text=checked.text,
         mode=mode,
         sources=described,
+        documents=sorted({source["document_id"] for source in described}),
         cited=list(checked.cited),
         citations_dropped=checked.citations_dropped,
         links_removed=checked.links_removed,

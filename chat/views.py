@@ -11,9 +11,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.api.throttles import ChatAskThrottle, throttled
 from chat.forms import AskForm, FeedbackForm
 from chat.models import Conversation, Message
-from chat.selectors import access_answer, access_conversation, cited_source
+from chat.selectors import access_answer, access_conversation, answers_withhold, cited_source
 from chat.services import (
     QuestionError,
     answer_create,
@@ -38,6 +39,7 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttled(ChatAskThrottle)
 def ask(request: HttpRequest) -> HttpResponse:
     form = AskForm(request.POST, user=request.user)
     found = None
@@ -62,6 +64,7 @@ def ask(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttled(ChatAskThrottle)
 def regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     previous = access_answer(request.user, pk)
     return _answer(request, previous.question, previous.generation.get("task", "answer"))
@@ -97,10 +100,11 @@ def source(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 
 
 def _page(request, found: Conversation | None, form: AskForm, status: int = 200) -> HttpResponse:
-    messages = (
+    messages = answers_withhold(
+        request.user,
         found.messages.select_related("question").prefetch_related("feedback")
         if found is not None
-        else Message.objects.none()
+        else Message.objects.none(),
     )
     return render(
         request,

@@ -1,11 +1,13 @@
-"""Prompt templates for generation: files in retrieval/prompts/, chosen per request."""
+"""Prompts for generation: the task's instructions (files in retrieval/prompts/, chosen per
+request) as the system message; the fenced sources and the question as the user's."""
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
 from retrieval.context import ContextPassage
 
@@ -17,17 +19,38 @@ class UnknownTask(ValueError):
     pass
 
 
+# A fence's tag in any case and spacing (`< / SOURCE`): written by a document, it would close
+# its source early, or open one with a number of its choosing.
+_FENCE = re.compile(r"<(\s*/?\s*source)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    system: str
+    user: str
+
+
 @functools.cache
-def _template(task: str) -> Template:
+def _instructions(task: str) -> str:
     if task not in TASKS:
         raise UnknownTask(f"Unknown prompt {task!r}; one of: {', '.join(TASKS)}.")
-    return Template((PROMPTS_DIR / f"{task}.txt").read_text(encoding="utf-8"))
+    return (PROMPTS_DIR / f"{task}.txt").read_text(encoding="utf-8")
 
 
-def prompt_render(*, task: str, sources: Sequence[ContextPassage]) -> str:
-    """The system prompt: the task's instructions and the sources, each fenced as data with
-    its number, title, version, section and pages."""
-    return _template(task).substitute(sources="\n\n".join(_source(s) for s in sources))
+def prompt_render(*, task: str, sources: Sequence[ContextPassage], question: str) -> Prompt:
+    """The task's instructions as the system message. The user's message holds the sources,
+    each fenced as data with its number, title, version, section and pages, then the
+    question: retrieved text never reaches the system message, where a model gives words
+    the most weight."""
+    fenced = "\n\n".join(_source(s) for s in sources)
+    return Prompt(
+        system=_instructions(task),
+        user=f"Sources:\n\n{fenced}\n\nQuestion: {question}",
+    )
+
+
+def _unfenced(text: str) -> str:
+    return _FENCE.sub(r"&lt;\1", text)
 
 
 def _source(source: ContextPassage) -> str:
@@ -38,7 +61,7 @@ def _source(source: ContextPassage) -> str:
     start, end = source.pages
     if start is not None:
         where.append(f"pages: {start}" + (f"-{end}" if end and end != start else ""))
-    # The fence is escaped inside the text, so a document cannot close it early and write
-    # "instructions" outside.
-    text = source.text.replace("<source", "&lt;source").replace("</source", "&lt;/source")
-    return f'<source number="{source.number}">\n{"; ".join(where)}\n\n{text}\n</source>'
+    # Everything a document wrote (title, headings, text) has its fence tags escaped, so it
+    # cannot close its source early and write "instructions" outside.
+    described = _unfenced("; ".join(where))
+    return f'<source number="{source.number}">\n{described}\n\n{_unfenced(source.text)}\n</source>'

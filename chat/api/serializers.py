@@ -11,6 +11,13 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="How an answer was made; empty for a question.",
     )
+    withheld = serializers.SerializerMethodField(
+        help_text="True if a document the answer drew on is no longer readable by the user: "
+        "then its text is a notice, and its sources and citations are empty."
+    )
+
+    def get_withheld(self, message) -> bool:
+        return getattr(message, "withheld", False)
 
     class Meta:
         model = Message
@@ -27,6 +34,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "citations_dropped",
             "links_removed",
             "notice",
+            "withheld",
             "model",
             "seconds",
             "created_at",

@@ -14,7 +14,7 @@ from chat.api.serializers import (
     MessageSerializer,
 )
 from chat.models import Conversation, Message
-from chat.selectors import access_answer, access_conversation
+from chat.selectors import access_answer, access_conversation, answers_withhold
 from chat.services import (
     QuestionError,
     answer_create,
@@ -99,6 +99,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
     def messages(self, request, pk=None):
         conversation = self.get_object()
         page = self.paginate_queryset(conversation.messages.order_by("created_at", "id"))
+        page = answers_withhold(request.user, page)
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
 
