@@ -12,8 +12,11 @@ import csv
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
+from types import SimpleNamespace
 from typing import TextIO
 
 from django.contrib.auth.models import AnonymousUser, Group
@@ -110,32 +113,105 @@ AUDIT_COLUMNS = (
     "details",
 )
 
+# Which of these ("document" | "collection", id) may the user read? The documents app answers
+# (documents.authority, registered in its AppConfig.ready): accounts sits below it.
+AuditReadable = Callable[[User, set[tuple[str, int]]], set[tuple[str, int]]]
+_audit_readable: list[AuditReadable] = []
+WITHHELD = "[withheld: not readable by you]"
 
-def audit_write(*, events: QuerySet[AuditEvent], fmt: str, out: TextIO) -> int:
+
+def audit_readability_register(readable: AuditReadable) -> None:
+    _audit_readable[:] = [readable]
+
+
+def audit_readable(*, viewer: User, refs: set[tuple[str, int]]) -> set[tuple[str, int]]:
+    """Which of these ("document" | "collection", id) the viewer may read."""
+    if viewer.is_superuser or not refs:
+        return refs if viewer.is_superuser else set()
+    return _audit_readable[0](viewer, refs)
+
+
+def _audit_refs(event) -> set[tuple[str, int]]:
+    refs = {("document", pk) for pk in (*event.returned_documents, *event.cited_documents)}
+    if event.target_type in ("document", "collection") and event.target_id is not None:
+        refs.add((event.target_type, event.target_id))
+    return refs
+
+
+def audit_redact(*, viewer: User, events: Iterable) -> None:
+    """Withhold, in place and for showing only, what these events tell of documents and
+    collections the viewer may not read (superusers read everything): the answer, the
+    target's title or name, the details (fields changed, grantees, settings), the chunks, and
+    the unreadable documents' ids, so that not even their count is left. Sets `redacted` on
+    each event. One query per kind of object, for the whole batch."""
+    events = list(events)
+    if viewer.is_superuser:
+        for event in events:
+            event.redacted = False
+        return
+    refs = set().union(*map(_audit_refs, events)) if events else set()
+    readable = audit_readable(viewer=viewer, refs=refs)
+    for event in events:
+        event.redacted = not _audit_refs(event) <= readable
+        if not event.redacted:
+            continue
+        if event.answer:
+            event.answer = WITHHELD
+        if (event.target_type, event.target_id) not in readable:
+            event.target_repr = WITHHELD
+        event.details = {}
+        event.returned_documents = [
+            pk for pk in event.returned_documents if ("document", pk) in readable
+        ]
+        event.cited_documents = [pk for pk in event.cited_documents if ("document", pk) in readable]
+        event.returned_chunks, event.cited_chunks = [], []
+
+
+# A cell that starts with one of these is a formula to a spreadsheet (=HYPERLINK(...) runs when
+# the export is opened): such a cell is written with a leading apostrophe, which shows it as
+# text (OWASP's advice for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value) -> object:
+    if isinstance(value, list | dict):
+        value = json.dumps(value, cls=DjangoJSONEncoder)
+    elif isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def audit_write(
+    *, events: QuerySet[AuditEvent], fmt: str, out: TextIO, viewer: User | None = None
+) -> int:
     """Write these audit events to `out`, oldest first, as CSV (lists and details as JSON text
-    in their cells) or as one JSON array, streaming rows from the database. Returns how many."""
-    rows = events.order_by("at", "id").values_list(*AUDIT_COLUMNS).iterator(chunk_size=2000)
-    count = 0
-    if fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(AUDIT_COLUMNS)
-        for row in rows:
-            writer.writerow(
-                json.dumps(value, cls=DjangoJSONEncoder)
-                if isinstance(value, list | dict)
-                else value.isoformat()
-                if isinstance(value, datetime)
-                else value
-                for value in row
-            )
-            count += 1
-        return count
-    if fmt != "json":
+    in their cells; no cell a spreadsheet would run as a formula) or as one JSON array,
+    streaming rows from the database. With a `viewer`, what they may not read is withheld
+    (audit_redact). Returns how many."""
+    if fmt not in ("csv", "json"):
         raise ValueError(f"Unknown export format {fmt!r}; csv or json.")
-    out.write("[")
-    for row in rows:
-        out.write(",\n" if count else "\n")
-        out.write(json.dumps(dict(zip(AUDIT_COLUMNS, row, strict=True)), cls=DjangoJSONEncoder))
-        count += 1
-    out.write("\n]\n" if count else "]\n")
+    rows = events.order_by("at", "id").values(*AUDIT_COLUMNS).iterator(chunk_size=2000)
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(AUDIT_COLUMNS)
+    else:
+        out.write("[")
+    count = 0
+    while batch := [SimpleNamespace(**row) for row in islice(rows, 2000)]:
+        if viewer is not None:
+            audit_redact(viewer=viewer, events=batch)
+        for event in batch:
+            row = [getattr(event, column) for column in AUDIT_COLUMNS]
+            if writer is not None:
+                writer.writerow(_csv_cell(value) for value in row)
+            else:
+                out.write(",\n" if count else "\n")
+                out.write(
+                    json.dumps(dict(zip(AUDIT_COLUMNS, row, strict=True)), cls=DjangoJSONEncoder)
+                )
+            count += 1
+    if writer is None:
+        out.write("\n]\n" if count else "]\n")
     return count

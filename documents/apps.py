@@ -6,4 +6,9 @@ class DocumentsConfig(AppConfig):
     verbose_name = "Documents"
 
     def ready(self) -> None:
+        from accounts.selectors import audit_readability_register
         from documents import extension, signals  # noqa: F401  (connect their receivers)
+        from documents.selectors import objects_readable_among
+
+        # The audit trail (accounts) shows a viewer only what documents.authority lets them read.
+        audit_readability_register(objects_readable_among)

