@@ -18,8 +18,25 @@ _GROUP = r"\[(\d+(?:\s*[,;\u2013-]\s*\d+)*)\]"
 _CITATIONS = re.compile(rf"(\s?)((?:{_GROUP})+)")
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 LINK = re.compile(r"\[([^\]]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_HTML_TAG = re.compile(r"<\s*(?:a|img|iframe|script|link|source|video|audio)\b[^>]*>", re.I)
-_BARE_URL = re.compile(r"(?:\b(?:https?|ftp|data|javascript):|\bwww\.)[^\s<>\"'\]\[)]+", re.I)
+# Tags that fetch, link, run or submit something (opening or closing), and any tag with an
+# event handler (`<b onmouseover=...>`).
+_HTML_TAG = re.compile(
+    r"<\s*/?\s*(?:a|img|image|iframe|script|link|source|video|audio|svg|math|form|meta|object|"
+    r"embed|style|base|input|button|textarea|select|frame|frameset|template)\b[^>]*>"
+    r"|<[^>]*[\s/]on\w+\s*=[^>]*>",
+    re.I,
+)
+# An address: with a scheme (mailto: and tel: too), from www., or a host name followed by a
+# path (`evil.example/x`) or ending in a common top-level domain (`evil.com`), which renderers
+# turn into links. A host after @ is an e-mail address's, left alone.
+_BARE_URL = re.compile(
+    r"(?:\b(?:https?|ftp|data|javascript|vbscript|file|mailto|tel|sms):|\bwww\.)"
+    r"[^\s<>\"'\]\[)]+"
+    r"|(?<![@\w.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?::\d+)?/[^\s<>\"'\]\[)]*"
+    r"|(?<![@\w.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+"
+    r"(?:com|net|org|info|biz|io|co|me|app|dev|xyz|top|site|online|link|click|ru|cn|tk)\b",
+    re.I,
+)
 _TRAILING = ".,;:!?"
 
 

@@ -520,6 +520,18 @@ SETTINGS: tuple[Setting, ...] = (
         "session together.",
     ),
     Setting(
+        "PRODRAG_LOGIN_RATE",
+        "10/minute",
+        "Sign-in attempts (chat and admin) from one client address, and for one username; "
+        "beyond it, 429 with Retry-After.",
+    ),
+    Setting(
+        "PRODRAG_CHAT_RATE",
+        "30/minute",
+        "Questions (and regenerations) one user may ask in the chat pages; the API's asks "
+        "count against PRODRAG_API_RATE_*.",
+    ),
+    Setting(
         "PRODRAG_API_MAX_BODY_BYTES",
         1_048_576,
         "Largest API request body other than a file upload (uploads: PRODRAG_MAX_FILE_BYTES); "

@@ -6,9 +6,10 @@ does not check.
 
 - `/healthz`: the process answers. Nothing else is checked: restarting a web process because
   the database is down would not bring the database back.
-- `/readyz`: the process can serve. Each check reports `ok`, how long it took and, if it
-  failed, why; any failed check makes the answer 503, so that traffic goes elsewhere until
-  it recovers:
+- `/readyz`: the process can serve. Each check reports `ok` and, to a caller that may read
+  the metrics (PRODRAG_METRICS_TOKEN), what it found, how long it took and, if it failed,
+  why; any failed check makes the answer 503, so that traffic goes elsewhere until it
+  recovers:
   - `database`: a query answers and the pgvector extension is installed;
   - `broker`: the Celery broker accepts a connection (uploads are queued there);
   - `embedding`: the configured embedding provider is loaded (a local model is read from
@@ -93,6 +94,10 @@ class HealthProbes:
             return JsonResponse({"status": "ok"})
         if request.path == "/readyz":
             ready, checks = readiness()
+            if not metrics_allowed(request):
+                # Addresses and error texts are for operators (the metrics token), not for
+                # anyone who can reach the port.
+                checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
             return JsonResponse(
                 {"status": "ready" if ready else "unavailable", "checks": checks},
                 status=200 if ready else 503,

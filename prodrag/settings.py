@@ -220,6 +220,8 @@ CACHES = {
 }
 API_RATE_TOKEN = config["PRODRAG_API_RATE_TOKEN"]
 API_RATE_USER = config["PRODRAG_API_RATE_USER"]
+LOGIN_RATE = config["PRODRAG_LOGIN_RATE"]
+CHAT_RATE = config["PRODRAG_CHAT_RATE"]
 API_MAX_BODY_BYTES = config["PRODRAG_API_MAX_BODY_BYTES"]
 
 # --- operations -----------------------------------------------------------------------------------

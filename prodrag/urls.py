@@ -4,6 +4,12 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.api.throttles import (
+    LoginAddressThrottle,
+    LoginUsernameThrottle,
+    throttled,
+)
+
 admin.site.site_header = "prodrag administration"
 admin.site.site_title = "prodrag"
 
@@ -13,9 +19,13 @@ api_v1 = [
     path("", include("chat.api.urls")),
 ]
 
+login_limited = throttled(LoginAddressThrottle, LoginUsernameThrottle)
+
 urlpatterns = [
+    # Before admin/, which would otherwise answer its sign-in page unlimited.
+    path("admin/login/", login_limited(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", login_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("chat/", include("chat.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),

@@ -1,5 +1,7 @@
 """Answer checks: citations must name given sources; links only to cited sources."""
 
+import pytest
+
 from chat.grounding import LinkFilter, answer_check, links_restrict
 
 EVIL = "http://attacker.example/steal?x=1"
@@ -68,3 +70,29 @@ def test_a_streamed_address_is_never_let_through_however_it_is_split():
 
         assert "attacker" not in shown, size
         assert shown.startswith("Ignore that. Go to [link removed] now")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "Details at evil.example/x?token=1",
+        "Details at evil.com.",
+        "Write to mailto:boss@evil.example",
+        "Call tel:+15550100",
+        "<svg onload=\"fetch('//evil.example')\">",
+        '<form action="https://evil.example"><input name=p></form>',
+        '<meta http-equiv="refresh" content="0;url=https://evil.example">',
+        '<b onmouseover="alert(1)">hover</b>',
+        "<object data=x></object><embed src=x><style>*{}</style><base href=//x>",
+    ],
+)
+def test_scheme_less_addresses_mailto_and_active_tags_are_removed(hostile):
+    text, removed = links_restrict(hostile, allowed=set())
+    assert removed >= 1
+    for word in ("evil", "mailto", "tel:", "<svg", "<form", "<meta", "onmouseover", "<object"):
+        assert word not in text.lower(), (hostile, text)
+
+
+def test_ordinary_words_file_names_and_mail_addresses_stay():
+    text = "See settings.py, node.js and version 2.0, e.g. this; mail hr@company.com."
+    assert links_restrict(text, allowed=set()) == (text, 0)

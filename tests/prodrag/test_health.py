@@ -93,3 +93,21 @@ def _broker_round_trip(value: str = "before") -> dict:
         message.ack()
         queue.close()
     return message.payload
+
+
+@pytest.mark.django_db
+def test_readyz_tells_anonymous_callers_in_production_only_what_is_ok(settings, monkeypatch):
+    """Addresses and error texts are for operators: without the metrics token, a production
+    /readyz says which checks pass, not where the broker is or why a check failed."""
+    settings.PRODUCTION, settings.METRICS_TOKEN = True, "s3cret"
+    settings.ALLOWED_HOSTS = ["*"]
+    monkeypatch.setattr(app.conf, "broker_url", "redis://:pw@127.0.0.1:1/0")
+
+    anonymous = Client().get("/readyz", secure=True)
+    operator = Client().get("/readyz", secure=True, HTTP_AUTHORIZATION="Bearer s3cret")
+
+    assert anonymous.status_code == operator.status_code == 503
+    assert anonymous.json()["checks"]["broker"] == {"ok": False}
+    assert "127.0.0.1" not in anonymous.content.decode()
+    assert "refused" in operator.json()["checks"]["broker"]["detail"].lower()
+    assert "127.0.0.1" in operator.content.decode()
