@@ -1,13 +1,28 @@
+import os
+
 import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connection
 from guardian.shortcuts import assign_perm
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.documents.factories import CollectionFactory
 from tests.fake_openai import fake_openai_serve
 from tests.handbook import HANDBOOK, ingest
+
+# One profile for every property test: no per-example deadline (a database round trip on a
+# busy 2-core machine is no failure); in CI (CI=true), the same examples every run, so that a
+# red build is reproducible and not a draw. Each test sets its own example count.
+hypothesis_settings.register_profile(
+    "prodrag", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.register_profile(
+    "prodrag-ci", parent=hypothesis_settings.get_profile("prodrag"), derandomize=True
+)
+hypothesis_settings.load_profile("prodrag-ci" if os.environ.get("CI") == "true" else "prodrag")
 
 
 @pytest.fixture(autouse=True)
