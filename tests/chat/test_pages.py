@@ -1,6 +1,8 @@
 """The chat pages through Django's test client: plain form posts (no JavaScript), the
 server-sent event stream, the source view, feedback and who may see what."""
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -135,3 +137,45 @@ def test_a_source_whose_document_became_unreadable_is_not_shown(client, staff, h
     collection.save()
 
     assert client.get(reverse("chat:source", args=[answer.pk, answer.cited[0]])).status_code == 404
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reader_of_one_document_sees_only_it_in_the_pages(client, handbook, stream):
+    """GIVEN a user granted the travel policy alone (every other handbook document unreadable)
+    WHEN they ask, as a form post or streamed, about leave, passwords and hotels, and open the
+    conversation, its scope choices and the cited source THEN only the travel policy's
+    title and text appear."""
+    from guardian.shortcuts import assign_perm
+
+    reader = UserFactory()
+    assign_perm("view_document", reader, handbook["travel.md"])
+    client.force_login(reader)
+    question = "How many days of annual leave, how long are passwords, what do hotels cost?"
+
+    if stream:
+        asked = client.post(
+            reverse("chat:ask"), {"question": question}, HTTP_ACCEPT="text/event-stream"
+        )
+        events = sse(asked)
+        bodies = [json.dumps(events)]
+    else:
+        asked = client.post(reverse("chat:ask"), {"question": question})
+        bodies = []
+    answer = Message.objects.get(role=Message.Role.ASSISTANT, conversation__owner=reader)
+    pages = [
+        client.get(reverse("chat:conversation", args=[answer.conversation_id])),
+        client.get(reverse("chat:home")),
+        *(
+            client.get(reverse("chat:source", args=[answer.pk, source["number"]]))
+            for source in answer.sources
+        ),
+    ]
+    bodies += [page.content.decode() for page in pages]
+
+    assert answer.sources and {s["document_id"] for s in answer.sources} == {
+        handbook["travel.md"].pk
+    }
+    for body in bodies:
+        for unreadable in ("27 days", "14 characters", "vegetarian", "leave.md", "security.md"):
+            assert unreadable not in body
+    assert "150 euros" in bodies[-1]

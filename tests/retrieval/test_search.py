@@ -1,6 +1,7 @@
 """The retrieval statement on real indexed documents: modes, citations, fusion, filters, both
 execution paths, full-text statistics, and what the search refuses."""
 
+import json
 from datetime import timedelta
 from io import StringIO
 
@@ -18,6 +19,7 @@ from retrieval.models import CorpusStat, LexemeStat
 from retrieval.selectors import SearchError, passages_search
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
+from tests.fake_openai import FakeOpenAI
 from tests.handbook import ingest
 
 pytestmark = pytest.mark.django_db
@@ -357,3 +359,42 @@ def test_the_search_command_shows_a_user_only_what_they_may_read(handbook):
         run("leave", "--user", "reader", "--collection", "Nope")
     with pytest.raises(CommandError, match="Not an ISO 8601 date"):
         run("leave", "--user", "reader", "--created-after", "yesterday")
+
+
+@pytest.mark.parametrize("mode", ["dense", "fulltext", "hybrid", "hybrid+rerank"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"expand": True}, {"collapse": True}, {"filters": "handbook"}],
+    ids=["plain", "expand", "per_document", "filtered"],
+)
+def test_a_restricted_reader_on_the_index_path_gets_only_readable_passages(
+    chunks_vacuumed, people, handbook, settings, llm_endpoint, mode, options
+):
+    """GIVEN a reader granted the travel policy alone, and the index path forced (HNSW and GIN
+    walks, index scans on) WHEN they search in every mode, with expansion (its rephrasings
+    come from the LLM), one passage per document, a collection filter, and LLM re-ranking
+    THEN every passage, and everything sent to the LLM on their behalf, is the travel policy's."""
+    from retrieval import rerank
+
+    settings.SEARCH_EXACT_BELOW = settings.SEARCH_VECTOR_EXACT_BELOW = 0
+    settings.RERANKER, settings.RERANK_DEPTH = "llm", 4
+    rerank.reranker.cache_clear()
+    reader = UserFactory()
+    assign_perm("view_document", reader, handbook["travel.md"])
+    FakeOpenAI.replies = (
+        ["leave days for employees\nhotel refund per night"]
+        if options.get("expand")
+        else [json.dumps({"scores": [5, 4, 3, 2]})]
+    )
+    if options.get("filters"):
+        options = {"filters": Filters(collections=(people["handbook"].pk, people["board"].pk))}
+
+    result = passages_search(
+        user=reader, query="annual leave days and hotel costs", k=10, mode=mode, **options
+    )
+    rerank.reranker.cache_clear()
+
+    assert result.passages
+    assert {p.document_id for p in result.passages} == {handbook["travel.md"].pk}
+    sent = json.dumps(FakeOpenAI.requests)
+    assert "27 days" not in sent and "30 days" not in sent
