@@ -20,6 +20,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
 
 # Seconds between two touches of the worker's liveness file.
 ALIVE_INTERVAL = 10
+# Seconds between a pool process's checks that its worker still runs.
+ORPHAN_CHECK_INTERVAL = 1
 
 
 class AliveFile(bootsteps.StartStopStep):
@@ -112,6 +114,33 @@ def _logs_format(*, logger, **_kwargs) -> None:
     for handler in logger.handlers:
         handler.setFormatter(formatter(settings.LOG_FORMAT))
         handler.addFilter(ContextFilter())
+
+
+@worker_process_init.connect
+def _orphan_guard(**_kwargs) -> None:
+    """A pool process dies with its worker, and only then.
+
+    celery has each pool process ask Linux for SIGKILL when its parent dies
+    (PR_SET_PDEATHSIG). But Linux sends it when the *thread* that forked the process ends: a
+    pool process that replaced a lost one (killed, out of memory) was forked by billiard's
+    supervisor thread, which stops when a warm shutdown begins, so SIGTERM killed that
+    process's task in flight instead of letting it finish (it was then delivered again).
+    Every pool process therefore drops that signal and watches its parent itself: once the
+    worker is gone (the process was handed to another parent), it exits."""
+    import threading
+    import time
+
+    from billiard.util import set_pdeathsig
+
+    parent = os.getppid()
+    set_pdeathsig(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_INTERVAL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-guard", daemon=True).start()
 
 
 @worker_process_init.connect

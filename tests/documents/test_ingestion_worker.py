@@ -5,14 +5,18 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
+import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from documents.models import Chunk, Document
@@ -102,7 +106,7 @@ def test_new_version_replaces_the_old_one_atomically(worker):
         collection=collection, owner=owner, upload=ContentFile(first.encode(), name="menu.txt")
     )
     documents_settle([document.pk])
-    old_count = document.chunks.count()
+    old = (document.versions.get(number=1).pk, document.chunks.count())
     second = "\n\n".join(f"New paragraph {n} about the parking rules." for n in range(400))
     same, outcome = document_create(
         collection=collection, owner=owner, upload=ContentFile(first.encode(), name="menu.txt")
@@ -110,76 +114,150 @@ def test_new_version_replaces_the_old_one_atomically(worker):
     assert outcome == "unchanged" and same.pk == document.pk
 
     document, outcome = document_create(
-        collection=collection, owner=owner, upload=ContentFile(second.encode(), name="menu.txt")
+        collection=collection,
+        owner=owner,
+        upload=ContentFile(second.encode(), name="menu.txt"),
+        enqueue=False,
     )
     assert outcome == "new_version"
-    seen = set()
-    deadline = time.monotonic() + 180
+    with document_held(document.pk):
+        documents_enqueue(document_ids=[document.pk])
+        worker_waits_on_lock()
+        # The worker has the new version in hand, and search still sees all of the old one.
+        assert _versions_seen(document) == old
     while Document.objects.get(pk=document.pk).status != Document.Status.READY:
         assert Document.objects.get(pk=document.pk).status != Document.Status.FAILED
-        assert time.monotonic() < deadline, "the new version was never indexed"
-        versions = list(Chunk.objects.filter(document=document).values_list("version", flat=True))
-        assert len(set(versions)) == 1, "passages of two versions at once"
-        seen.add((versions[0], len(versions)))
-        time.sleep(0.05)
+        _versions_seen(document)  # all of one version, at every moment
     document.refresh_from_db()
     assert document.indexed_version.number == 2
     assert set(document.chunks.values_list("version", flat=True)) == {document.current_version_id}
-    assert (document.versions.get(number=1).pk, old_count) in seen
     assert not document.chunks.filter(text__contains="cafeteria").exists()
 
 
-def _long_document_embedding(name: str) -> Document:
-    """A long document uploaded and queued; returned once the worker is embedding it."""
+def _versions_seen(document) -> tuple[int, int]:
+    versions = list(Chunk.objects.filter(document=document).values_list("version", flat=True))
+    assert len(set(versions)) == 1, "passages of two versions at once"
+    return versions[0], len(versions)
+
+
+@contextmanager
+def document_held(document_id: int):
+    """The document's row locked from a connection of the test's own: a worker processing it
+    waits at its first write (claiming it), with its task in flight, until the block ends."""
+    with psycopg.connect(**connection.get_connection_params()) as held:
+        held.execute("SELECT id FROM documents_document WHERE id = %s FOR UPDATE", [document_id])
+        yield
+    # Leaving the block commits the connection's transaction: the worker goes on.
+
+
+def worker_waits_on_lock(timeout: float = 120) -> int:
+    """The backend pid of the session that waits on a documents_document row lock, the state
+    document_held creates, once there is one; fails after `timeout` seconds without it."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as probe:
+        while time.monotonic() < deadline:
+            waiting = probe.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query ILIKE '%%documents_document%%' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if waiting:
+                return waiting[0]
+            time.sleep(0.05)
+    raise AssertionError("the worker never reached the held document")
+
+
+@contextmanager
+def in_flight(worker, name: str):
+    """A document whose task is in flight for the whole block: queued with its row held
+    (document_held), the block starts once the worker's task waits on the row. Yields the
+    document and the waiting session's backend pid; leaving the block lets the task go on."""
     owner = UserFactory()
-    collection = CollectionFactory(owner=owner)
-    text = "\n\n".join(f"Paragraph {n} of the long safety report on ladders." for n in range(3000))
+    text = "\n\n".join(f"Paragraph {n} of the safety report on ladders." for n in range(300))
     document, _ = document_create(
-        collection=collection, owner=owner, upload=ContentFile(text.encode(), name=name)
+        collection=CollectionFactory(owner=owner),
+        owner=owner,
+        upload=ContentFile(text.encode(), name=name),
+        enqueue=False,
     )
-    deadline = time.monotonic() + 120
-    while (status := Document.objects.get(pk=document.pk).status) != Document.Status.EMBEDDING:
-        assert time.monotonic() < deadline, "never reached the embedding stage"
-        assert status != Document.Status.FAILED
-        time.sleep(0.05)
-    return document
+    with document_held(document.pk):
+        documents_enqueue(document_ids=[document.pk])
+        yield document, worker_waits_on_lock()
+
+
+def _killed_mid_task(worker, name: str) -> tuple[Document, int]:
+    """Kill the pool process whose task holds a document in flight; returns the document once
+    settled (by the task's redelivery, to the replacement process) and the killed pid."""
+    with in_flight(worker, name) as (document, backend):
+        (child,) = worker.pool_children()
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+        # What the server does by itself once it notices the client is gone, which a session
+        # waiting on a lock does only when it gets the lock: its session-level claim on the
+        # document would then outlast the redelivery.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    (document,) = documents_settle([document.pk])
+    return document, child.pid
 
 
 def test_a_worker_killed_mid_task_hands_the_document_to_its_replacement(worker):
-    """GIVEN a long document being embedded
-    WHEN the worker process running the task is killed outright
-    THEN the task is delivered again and the document ends ready, once, on its second try."""
-    document = _long_document_embedding("long.txt")
-    (child,) = worker.pool_children()
-    child.send_signal(signal.SIGKILL)
+    """GIVEN a worker whose task holds a document, in flight
+    WHEN the pool process running the task is killed outright
+    THEN the task is delivered again, to the replacement process, and the document ends
+    ready with each passage stored once."""
+    document, killed = _killed_mid_task(worker, "long.txt")
 
-    (document,) = documents_settle([document.pk])
     assert document.status == Document.Status.READY, document.error
-    assert document.attempts == 2
+    assert "exited with 'signal 9 (SIGKILL)'" in worker.log.read_text()
+    assert [c.pid for c in worker.pool_children()] != [killed]
     ordinals = list(document.chunks.order_by("ordinal").values_list("ordinal", flat=True))
-    assert ordinals == list(range(len(ordinals))) and len(ordinals) > 10
+    assert ordinals == list(range(len(ordinals))) and len(ordinals) > 3
 
 
-def test_sigterm_lets_the_task_in_flight_finish_and_the_probe_follows(worker, settings):
-    """GIVEN a worker embedding a long document, alive by its probe
-    WHEN it gets SIGTERM (what `docker stop` sends)
+def test_sigterm_lets_the_task_in_flight_finish_even_in_a_replaced_pool_process(worker, settings):
+    """GIVEN a worker whose pool process was replaced (the first one killed mid-task), now
+    running a task, alive by its probe
+    WHEN the worker gets SIGTERM (what `docker stop` sends)
     THEN it finishes that task before it exits: the document is ready on its first try, and
-    the probe reports the worker gone."""
-    # A fresh worker: one whose pool process was replaced (as after the test above) kills
-    # the task in flight on SIGTERM instead (it is then delivered again, acknowledged late).
-    worker.stop()
-    worker.start()
+    the probe reports the worker gone. (The replacement was forked by billiard's supervisor
+    thread; celery's parent-death signal killed it when that thread stopped at shutdown:
+    prodrag.celery's orphan guard.)"""
+    _, killed = _killed_mid_task(worker, "first.txt")
     settings.WORKER_ALIVE_FILE = worker.alive_file
     call_command("worker_health")
-    document = _long_document_embedding("drills.txt")
-    worker.process.send_signal(signal.SIGTERM)
     try:
+        with in_flight(worker, "drills.txt") as (document, _):
+            (replacement,) = worker.pool_children()
+            assert replacement.pid != killed
+            main = psutil.Process(worker.process.pid)
+            threads = main.num_threads()
+            worker.process.send_signal(signal.SIGTERM)
+            # The task stays held until the shutdown is under way (the pool has begun to stop
+            # its threads): the stop of its supervisor thread is what killed a replacement.
+            deadline = time.monotonic() + 60
+            while main.num_threads() >= threads:
+                assert time.monotonic() < deadline, "the worker did not begin its shutdown"
+                time.sleep(0.05)
         worker.process.wait(timeout=150)
         document.refresh_from_db()
         assert document.status == Document.Status.READY, document.error
         assert document.attempts == 1
         with pytest.raises(CommandError, match="No worker is running"):
             call_command("worker_health")
+    finally:
+        worker.stop()
+        worker.start()
+
+
+def test_pool_processes_end_with_their_worker(worker):
+    """The orphan guard's other half: a worker killed outright takes its pool processes with
+    it (they do not go on running tasks nobody will acknowledge)."""
+    children = worker.pool_children()
+    try:
+        worker.process.send_signal(signal.SIGKILL)
+        worker.process.wait(timeout=60)
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert alive == [] and len(gone) == len(children) == 1
     finally:
         worker.stop()
         worker.start()
