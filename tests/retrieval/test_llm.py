@@ -57,14 +57,16 @@ def test_a_client_error_is_not_retried(llm_endpoint):
 def test_a_timeout_is_retried_then_given_up(llm_endpoint, settings):
     settings.LLM_TIMEOUT, settings.LLM_RETRIES = 0.3, 1
     llm._client.cache_clear()
-    FakeOpenAI.replies = [Slow(1.5, "late"), Slow(1.5, "late")]
+    # Replies a minute late: only the client's timeout can end the call within the bound,
+    # which is far from both the 0.6 s the two tries take and the minute they would wait.
+    FakeOpenAI.replies = [Slow(60, "late"), Slow(60, "late")]
 
     started = time.monotonic()
     with pytest.raises(LLMUnavailable, match="timed out"):
         llm_complete(system="s", user="q")
 
     assert len(FakeOpenAI.requests) == 2
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 30
 
 
 def test_a_malformed_response_fails_cleanly(llm_endpoint):
@@ -88,7 +90,7 @@ def test_a_stream_broken_after_its_first_words_raises_after_yielding_them(llm_en
 def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial(
     llm_endpoint, settings
 ):
-    settings.LLM_RETRIES, settings.LLM_BREAKER_FAILURES, settings.LLM_BREAKER_SECONDS = 0, 2, 0.5
+    settings.LLM_RETRIES, settings.LLM_BREAKER_FAILURES, settings.LLM_BREAKER_SECONDS = 0, 2, 60
     FakeOpenAI.failures = [500, 500]
     for _ in range(2):
         with pytest.raises(LLMUnavailable, match="500"):
@@ -99,21 +101,27 @@ def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial
         llm_complete(system="s", user="q")
     assert len(FakeOpenAI.requests) == 2  # the open circuit sent nothing
 
-    time.sleep(0.6)
+    _breaker_seconds_pass(61)
     FakeOpenAI.replies = ["back"]
     assert llm_complete(system="s", user="q") == "back"
     assert llm.breaker.state == "closed"
 
 
 def test_a_failed_trial_opens_the_circuit_again_at_once(llm_endpoint, settings):
-    settings.LLM_RETRIES, settings.LLM_BREAKER_FAILURES, settings.LLM_BREAKER_SECONDS = 0, 1, 0.3
+    settings.LLM_RETRIES, settings.LLM_BREAKER_FAILURES, settings.LLM_BREAKER_SECONDS = 0, 1, 60
     FakeOpenAI.failures = [500, 500]
     with pytest.raises(LLMUnavailable, match="500"):
         llm_complete(system="s", user="q")
-    time.sleep(0.35)
+    _breaker_seconds_pass(61)
 
     with pytest.raises(LLMUnavailable, match="500"):
         llm_complete(system="s", user="q")  # the trial
     with pytest.raises(LLMUnavailable, match="circuit open"):
         llm_complete(system="s", user="q")
     assert len(FakeOpenAI.requests) == 2
+
+
+def _breaker_seconds_pass(seconds: float) -> None:
+    """The breaker's clock moved on by `seconds` (it opened that much earlier): no sleeping,
+    and no machine too busy to call again within the open time."""
+    llm.breaker.opened_at -= seconds
