@@ -66,6 +66,13 @@ class AuthorityAdmin(GuardedModelAdmin):
         # a direct call to the same rule.
         super().delete_queryset(request, self._changeable(request, queryset))
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        response = super().render_change_form(request, context, add, change, form_url, obj)
+        if obj is not None and not self._may_change(request.user, obj):
+            # guardian's template links its permission pages, which this user may not open.
+            response.template_name = "admin/change_form.html"
+        return response
+
     def _object_managed(self, request, object_pk):
         obj = self.get_queryset(request).filter(pk=object_pk).first()
         if obj is None:

@@ -283,3 +283,14 @@ def test_uploading_as_a_manager_still_versions_and_deduplicates(shared):
         collection=collection, owner=owner, upload=ContentFile(b"two", name="policy.txt")
     )
     assert (newer.pk, outcome) == (first.pk, "new_version")
+
+
+def test_the_object_permissions_link_shows_only_to_those_who_may_grant(
+    client, knowledge_manager, shared
+):
+    url = reverse("admin:documents_collection_change", args=[shared["collection"].pk])
+    permissions = reverse("admin:documents_collection_permissions", args=[shared["collection"].pk])
+    assert permissions not in client.get(url).content.decode()
+
+    assign_perm("manage_collection", knowledge_manager, shared["collection"])
+    assert permissions in client.get(url).content.decode()
