@@ -295,6 +295,27 @@ def test_documents_embedded_by_another_model_are_named_and_left_to_full_text(han
     ]
 
 
+def test_the_embedded_otherwise_warning_counts_only_documents_the_reader_may_read(handbook, boss):
+    """GIVEN two handbook documents embedded by an old model WHEN a reader of one of them,
+    and of an up-to-date one, searches THEN the warning counts one document, not two."""
+    for name in ("travel.md", "security.md"):
+        document = handbook[name]
+        ChunkEmbedding.objects.filter(document=document).update(embedding_model="old-model")
+        DocumentVersion.objects.filter(pk=document.indexed_version_id).update(
+            embedding_model="old-model"
+        )
+    selectors.cache.delete(selectors._MISMATCH_CACHE_KEY)
+    reader = UserFactory()
+    assign_perm("view_document", reader, handbook["travel.md"])
+    assign_perm("view_document", reader, handbook["leave.md"])
+
+    mine = passages_search(user=reader, query="hotel costs", mode="dense").warnings
+    everyone = passages_search(user=boss, query="hotel costs", mode="dense").warnings
+
+    assert len(mine) == 1 and mine[0].startswith("1 document(s) of collection 'Handbook'")
+    assert len(everyone) == 1 and everyone[0].startswith("2 document(s) of collection")
+
+
 def test_a_user_without_access_to_the_collection_sees_no_collection_names(handbook):
     travel = handbook["travel.md"]
     ChunkEmbedding.objects.filter(document=travel).update(embedding_model="old-model")
