@@ -49,14 +49,6 @@ SECURITY = [
         "the lab at all times.",
     ),
 ]
-EXPENSES = [
-    (
-        "Travel",
-        "Book economy class for flights under six hours. Trains are preferred for "
-        "trips under four hours.",
-    ),
-    ("Meals", "Meals on business trips are reimbursed up to 60 EUR per day with receipts."),
-]
 
 
 def sample_corpus_write(*, directory: Path) -> list[Path]:
