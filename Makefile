@@ -81,6 +81,7 @@ $(CHROMIUM):
 test: install $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	PRODRAG_PGDATA=$(TEST_PGDATA) $(VENV)/bin/pytest; status=$$?; \
 		$(PY) -m prodrag.embedded_db stop --pgdata $(TEST_PGDATA) >/dev/null; exit $$status
 
