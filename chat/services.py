@@ -23,10 +23,10 @@ from chat.selectors import answers_withhold
 from documents.models import Chunk, Collection
 from prodrag import metrics
 from retrieval.context import ContextPassage, context_assemble
-from retrieval.hybrid import Filters
 from retrieval.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from retrieval.selectors import FALLBACK_WARNING, passages_search
 from retrieval.templates import TASKS, prompt_render
+from retrieval.types import Filters
 
 MAX_QUESTION_CHARS = 4000
 NOT_COVERED = (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from documents.chunking import token_count
-from retrieval.selectors import Passage
+from retrieval.types import Passage
 
 _WORDS = re.compile(r"\w+")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytrec_eval
 
 from documents.models import Collection, Document
-from retrieval.hybrid import Filters
 from retrieval.selectors import passages_search
+from retrieval.types import Filters
 
 
 class EvaluationError(ValueError):

@@ -52,40 +52,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from documents.authority import (
     READABLE_COLLECTIONS_SQL,
     document_granted_sql,
     document_readable_sql,
 )
-
-DENSE, FULLTEXT, HYBRID = "dense", "fulltext", "hybrid"
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Document-level conditions, all of which a passage's document must meet."""
-
-    collections: tuple[int, ...] = ()
-    document_ids: tuple[int, ...] = ()
-    content_types: tuple[str, ...] = ()
-    languages: tuple[str, ...] = ()
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    modified_after: datetime | None = None
-    modified_before: datetime | None = None
-    metadata: dict = field(default_factory=dict)
-    properties: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Fusion:
-    method: str  # "rrf" or "convex"
-    rrf_k: int
-    dense_weight: float
-    fulltext_weight: float
+from retrieval.types import DENSE, FULLTEXT, HYBRID, Filters, Fusion
 
 
 @dataclass(frozen=True)

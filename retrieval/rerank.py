@@ -12,7 +12,7 @@ from typing import Protocol
 from django.conf import settings
 
 from retrieval.llm import LLMUnavailable, llm_complete
-from retrieval.selectors import Passage
+from retrieval.types import Passage
 
 
 class Reranker(Protocol):

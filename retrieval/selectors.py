@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,16 +19,9 @@ from documents.models import Document
 from prodrag import metrics
 from prodrag.tracing import tracer
 from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
-from retrieval.hybrid import (
-    DENSE,
-    FULLTEXT,
-    HYBRID,
-    Filters,
-    Fusion,
-    Statement,
-    expansion_terms_build,
-    statement_build,
-)
+from retrieval.hybrid import Statement, expansion_terms_build, statement_build
+from retrieval.rerank import reranker
+from retrieval.types import DENSE, FULLTEXT, HYBRID, Filters, Fusion, Passage, SearchResult
 
 logger = logging.getLogger("prodrag.retrieval")
 
@@ -39,43 +31,6 @@ MAX_K = 1000
 
 class SearchError(ValueError):
     """The search cannot run as asked (bad mode, k out of range, no re-ranker configured)."""
-
-
-@dataclass(frozen=True)
-class Passage:
-    chunk_id: int
-    score: float
-    dense_rank: int | None
-    fulltext_rank: int | None
-    similarity: float | None
-    bm25: float | None
-    document_id: int
-    title: str
-    source: str
-    content_type: str
-    collection_id: int
-    collection: str
-    version_id: int
-    version: int
-    ordinal: int
-    heading_path: tuple[str, ...]
-    page_start: int | None
-    page_end: int | None
-    char_start: int | None
-    char_end: int | None
-    text: str
-
-
-@dataclass
-class SearchResult:
-    query: str
-    mode: str
-    passages: list[Passage]
-    warnings: list[str] = field(default_factory=list)
-    expansions: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    # "fulltext" when the vector side failed and the passages come from full text alone.
-    fallback: str | None = None
 
 
 FALLBACK_WARNING = (
@@ -128,8 +83,6 @@ def passages_search(
         raise SearchError("The query is empty.")
     rerank = mode == "hybrid+rerank"
     if rerank:
-        from retrieval.rerank import reranker
-
         ranker = reranker()
         if ranker is None:
             raise SearchError(

@@ -4,8 +4,8 @@ import dataclasses
 
 from accounts.models import AuditEvent
 from accounts.services import audit_record
-from retrieval.hybrid import Filters
-from retrieval.selectors import SearchResult, passages_search
+from retrieval.selectors import passages_search
+from retrieval.types import Filters, SearchResult
 
 
 def search_perform(

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from prodrag.api import json_text_valid
-from retrieval.hybrid import Filters
 from retrieval.selectors import MAX_K, MODES
+from retrieval.types import Filters
 
 
 class FiltersSerializer(serializers.Serializer):

@@ -6,8 +6,8 @@ import pytest
 
 from documents.chunking import token_count
 from retrieval.context import context_assemble
-from retrieval.selectors import Passage
 from retrieval.templates import UnknownTask, prompt_render
+from retrieval.types import Passage
 
 
 def passage(chunk_id, text, *, score=1.0, similarity=0.5, version_id=1, ordinal=0, **extra):

@@ -6,9 +6,9 @@ from django.utils.dateparse import parse_datetime
 from accounts.management.audited import AuditedCommand
 from accounts.models import User
 from documents.models import Collection
-from retrieval.hybrid import Filters
 from retrieval.selectors import MODES, SearchError
 from retrieval.services import search_perform
+from retrieval.types import Filters
 
 
 class Command(AuditedCommand):

@@ -1,0 +1,70 @@
+"""What search takes and gives: the modes, document filters and fusion settings of a search,
+and the passages it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+DENSE, FULLTEXT, HYBRID = "dense", "fulltext", "hybrid"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Document-level conditions, all of which a passage's document must meet."""
+
+    collections: tuple[int, ...] = ()
+    document_ids: tuple[int, ...] = ()
+    content_types: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+    properties: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    method: str  # "rrf" or "convex"
+    rrf_k: int
+    dense_weight: float
+    fulltext_weight: float
+
+
+@dataclass(frozen=True)
+class Passage:
+    chunk_id: int
+    score: float
+    dense_rank: int | None
+    fulltext_rank: int | None
+    similarity: float | None
+    bm25: float | None
+    document_id: int
+    title: str
+    source: str
+    content_type: str
+    collection_id: int
+    collection: str
+    version_id: int
+    version: int
+    ordinal: int
+    heading_path: tuple[str, ...]
+    page_start: int | None
+    page_end: int | None
+    char_start: int | None
+    char_end: int | None
+    text: str
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: str
+    passages: list[Passage]
+    warnings: list[str] = field(default_factory=list)
+    expansions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    # "fulltext" when the vector side failed and the passages come from full text alone.
+    fallback: str | None = None
