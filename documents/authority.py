@@ -1,8 +1,8 @@
 """Who may do what with collections and documents: the one module that answers every "may this
 user ..." question, for the ORM (Q predicates, used by the querysets' `visible_to`,
 `managed_by` and `changeable_by`), for single objects (`may_*`, used by the admin and the API)
-and for the retrieval statement (the SQL fragments, used by retrieval.hybrid). docs/permissions.md
-sets the rules out as a table; in short:
+and for the retrieval statement (the SQL fragments, used by retrieval.statement).
+docs/permissions.md sets the rules out as a table; in short:
 
 - **read** a document: its owner; its collection's owner and managers; holders of a
   `view_document` grant (user or group) on it or on its collection; every active user when it

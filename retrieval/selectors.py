@@ -19,8 +19,8 @@ from documents.models import Document
 from prodrag import metrics
 from prodrag.tracing import tracer
 from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
-from retrieval.hybrid import Statement, expansion_terms_build, statement_build
 from retrieval.rerank import reranker
+from retrieval.statement import Statement, expansion_terms_build, statement_build
 from retrieval.types import DENSE, FULLTEXT, HYBRID, Filters, Fusion, Passage, SearchResult
 
 logger = logging.getLogger("prodrag.retrieval")
@@ -69,7 +69,7 @@ def passages_search(
     expand: bool = False,
 ) -> SearchResult:
     """The k passages the user may read that rank best for `query`: one SQL statement (see
-    retrieval.hybrid) with permissions and filters inside every branch. `collapse`: at most
+    retrieval.statement) with permissions and filters inside every branch. `collapse`: at most
     one passage (the best) per document. In `hybrid+rerank` mode the hybrid candidates are
     re-ordered by the configured re-ranker. `expand`: also search rephrasings of the query
     (retrieval.expansion) and fuse all rankings by reciprocal rank."""

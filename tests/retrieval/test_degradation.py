@@ -6,7 +6,7 @@ from django.conf import settings as django_settings
 
 from chat.services import answer_create, conversation_start, question_add
 from documents.embedding import EmbeddingUnavailable
-from retrieval import hybrid, selectors
+from retrieval import selectors, statement
 from retrieval.selectors import FALLBACK_WARNING, passages_search
 from tests.api import api_client
 
@@ -34,13 +34,13 @@ def embedder_down(monkeypatch):
 @pytest.fixture
 def vector_ranking_broken(monkeypatch):
     """The vector branch's distance fails inside the database, as a damaged index would."""
-    distance = hybrid._distance_sql
+    distance = statement._distance_sql
 
     def failing(spec, params):
         distance(spec, params)
         return "(ch.id / 0)::float8"
 
-    monkeypatch.setattr(hybrid, "_distance_sql", failing)
+    monkeypatch.setattr(statement, "_distance_sql", failing)
 
 
 def _leave_found(result, handbook):
@@ -63,7 +63,7 @@ def test_a_failing_vector_ranking_falls_back_to_full_text(handbook, vector_ranki
 
 
 def test_full_text_search_that_fails_is_not_masked(handbook, monkeypatch):
-    monkeypatch.setattr(hybrid, "_BM25", "(ch.id / 0)::float8")
+    monkeypatch.setattr(statement, "_BM25", "(ch.id / 0)::float8")
     with pytest.raises(Exception, match="division by zero"):
         passages_search(user=handbook["leave.md"].owner, query=QUESTION, k=3, mode="fulltext")
 

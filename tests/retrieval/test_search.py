@@ -14,9 +14,9 @@ from guardian.shortcuts import assign_perm
 
 from documents.models import Chunk, ChunkEmbedding, Document, DocumentVersion
 from retrieval import selectors
-from retrieval.hybrid import Statement, statement_build
 from retrieval.models import CorpusStat, LexemeStat
 from retrieval.selectors import SearchError, passages_search
+from retrieval.statement import Statement, statement_build
 from retrieval.types import Filters, Fusion
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
