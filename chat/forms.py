@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django import forms
 
+from chat.prompts import TASKS
 from chat.services import MAX_QUESTION_CHARS
 from documents.models import Collection
-from retrieval.templates import TASKS
 
 
 class AskForm(forms.Form):

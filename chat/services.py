@@ -15,17 +15,17 @@ from django.db import transaction
 from accounts.models import AuditEvent
 from accounts.pii import pii_mask
 from accounts.services import audit_record
+from chat.context import ContextPassage, context_assemble
 from chat.extractive import answer_extractive
 from chat.followups import question_standalone
 from chat.grounding import LinkFilter, answer_check
 from chat.models import Conversation, Feedback, Message
+from chat.prompts import TASKS, prompt_render
 from chat.selectors import answers_withhold
 from documents.models import Chunk, Collection
 from prodrag import metrics
-from retrieval.context import ContextPassage, context_assemble
 from retrieval.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from retrieval.selectors import FALLBACK_WARNING, passages_search
-from retrieval.templates import TASKS, prompt_render
 from retrieval.types import Filters
 
 MAX_QUESTION_CHARS = 4000

@@ -1,8 +1,8 @@
 from rest_framework import serializers
 
 from chat.models import Conversation, Message
+from chat.prompts import TASKS
 from chat.services import MAX_QUESTION_CHARS
-from retrieval.templates import TASKS
 
 
 class MessageSerializer(serializers.ModelSerializer):

@@ -1,4 +1,4 @@
-"""Prompts for generation: the task's instructions (files in retrieval/prompts/, chosen per
+"""Prompts for generation: the task's instructions (files in chat/instructions/, chosen per
 request) as the system message; the fenced sources and the question as the user's."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.context import ContextPassage
+from chat.context import ContextPassage
 
-PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+INSTRUCTIONS_DIR = Path(__file__).resolve().parent / "instructions"
 TASKS = ("answer", "summarise", "compare")
 
 
@@ -34,7 +34,7 @@ class Prompt:
 def _instructions(task: str) -> str:
     if task not in TASKS:
         raise UnknownTask(f"Unknown prompt {task!r}; one of: {', '.join(TASKS)}.")
-    return (PROMPTS_DIR / f"{task}.txt").read_text(encoding="utf-8")
+    return (INSTRUCTIONS_DIR / f"{task}.txt").read_text(encoding="utf-8")
 
 
 def prompt_render(*, task: str, sources: Sequence[ContextPassage], question: str) -> Prompt:

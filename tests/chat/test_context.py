@@ -4,9 +4,9 @@ import re
 
 import pytest
 
+from chat.context import context_assemble
+from chat.prompts import UnknownTask, prompt_render
 from documents.chunking import token_count
-from retrieval.context import context_assemble
-from retrieval.templates import UnknownTask, prompt_render
 from retrieval.types import Passage
 
 
