@@ -10,12 +10,9 @@ from guardian.admin import GuardedModelAdmin
 
 from documents.authority import may_change_document, may_create_collection, may_manage_collection
 from documents.models import Chunk, Collection, Document, DocumentVersion
-from documents.services import (
-    UploadOutcome,
-    chunk_search_vectors_refresh,
-    document_create,
-    documents_reprocess,
-)
+from documents.services.index import chunk_search_vectors_refresh
+from documents.services.queue import documents_reprocess
+from documents.services.uploads import UploadOutcome, document_create
 
 
 class AuthorityAdmin(GuardedModelAdmin):

@@ -18,7 +18,7 @@ Model permissions (`change_collection`, `add_document`, ...) open the admin's pa
 no existing collection or document by themselves.
 
 Both ACLs are arrays of principal ids (accounts.selectors: a user is its id, a group minus
-its id, ALL_STAFF 0 every active user), kept by documents.services.read_acl_refresh: a
+its id, ALL_STAFF 0 every active user), kept by documents.services.acl.read_acl_refresh: a
 document's and a collection's `read_principals`, a collection's `manage_principals` (never
 ALL_STAFF). A user's own principals come from accounts.selectors.user_principals.
 """

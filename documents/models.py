@@ -21,7 +21,7 @@ class ReadACL(models.Model):
     """Who may read: the owner, `view_document` grants, and everyone when open to staff.
 
     `read_principals` is a denormalised copy of those facts (see accounts.selectors for the
-    encoding), rewritten by documents.services.read_acl_refresh in the same transaction as any
+    encoding), rewritten by documents.services.acl.read_acl_refresh in the same transaction as any
     change to them, so that a single GIN-indexed array overlap answers "may this user read?"
     inside the retrieval SQL.
     """

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -81,3 +81,12 @@ def document_status_counts() -> dict[str, int]:
         .values_list("status", "n")
     )
     return counts
+
+
+def load_failures(*, document_ids: Sequence[int]) -> list[tuple[str, str]]:
+    """(source, error) of the documents of a load that ended in `failed`."""
+    return list(
+        Document.objects.filter(pk__in=document_ids, status=Document.Status.FAILED).values_list(
+            "source", "error"
+        )
+    )

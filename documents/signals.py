@@ -22,7 +22,7 @@ from documents.models import (
     DocumentUserObjectPermission,
     DocumentVersion,
 )
-from documents.services import read_acl_refresh
+from documents.services.acl import read_acl_refresh
 
 _ACL_FIELDS = {"owner", "owner_id", "open_to_staff"}
 

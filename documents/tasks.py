@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from documents.services import TRANSIENT_ERRORS, documents_ingest, documents_requeue_stalled
+from documents.errors import TRANSIENT_ERRORS
 
 
 @shared_task(
@@ -14,9 +14,13 @@ from documents.services import TRANSIENT_ERRORS, documents_ingest, documents_req
     max_retries=settings.INGEST_MAX_TRIES,
 )
 def documents_process(document_ids: list[int]) -> None:
+    from documents.services.ingestion import documents_ingest
+
     documents_ingest(document_ids=document_ids)
 
 
 @shared_task
 def documents_requeue() -> int:
+    from documents.services.queue import documents_requeue_stalled
+
     return documents_requeue_stalled(older_than=settings.INGEST_STALL_SECONDS)

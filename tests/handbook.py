@@ -3,7 +3,8 @@ the corpus the retrieval and chat tests ask about."""
 
 from django.core.files.base import ContentFile
 
-from documents.services import document_create, documents_ingest
+from documents.services.ingestion import documents_ingest
+from documents.services.uploads import document_create
 
 HANDBOOK = {
     "leave.md": "# Leave policy\n\n## Annual leave\n\nEvery employee gets 27 days of paid annual "

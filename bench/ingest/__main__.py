@@ -39,11 +39,8 @@ from django.core.management import call_command  # noqa: E402
 from accounts.models import User  # noqa: E402
 from documents.embedding import embedder  # noqa: E402
 from documents.models import Chunk, Collection, Document  # noqa: E402
-from documents.services import (  # noqa: E402
-    LoadReport,
-    beir_corpus_load,
-    document_create,
-)
+from documents.services.loading import LoadReport, beir_corpus_load  # noqa: E402
+from documents.services.uploads import document_create  # noqa: E402
 
 
 def main() -> None:

@@ -17,13 +17,13 @@ from documents.api.serializers import (
 from documents.authority import may_change_document
 from documents.models import Chunk, Collection, Document
 from documents.selectors import access_document, access_managed_collection
-from documents.services import (
+from documents.services.queue import documents_reprocess
+from documents.services.uploads import (
     DocumentConflict,
     UploadOutcome,
     document_create,
     document_delete,
     document_update,
-    documents_reprocess,
 )
 from prodrag.api import Conflict
 

@@ -20,7 +20,7 @@ from accounts.services import AuditOrigin, audit_origin, audit_purge, token_crea
 from chat.services import conversation_start, question_add
 from chat.streams import answer_sse
 from documents.models import Document
-from documents.services import document_delete
+from documents.services.uploads import document_delete
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client, sse, upload
 from tests.fake_openai import FakeOpenAI

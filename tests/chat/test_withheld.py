@@ -12,7 +12,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from chat.models import Message
 from chat.selectors import WITHHELD, answers_withhold
 from chat.services import answer_create, conversation_start, feedback_record, question_add
-from documents.services import document_delete
+from documents.services.uploads import document_delete
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client, sse
 from tests.fake_openai import FakeOpenAI

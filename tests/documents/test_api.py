@@ -231,7 +231,8 @@ def test_deleting_needs_the_right_to_change_and_removes_the_document_from_search
 def test_reprocess_puts_a_document_back_in_the_queue(people, handbook, monkeypatch):
     queued = []
     monkeypatch.setattr(
-        "documents.services.documents_enqueue", lambda *, document_ids: queued.append(document_ids)
+        "documents.services.queue.documents_enqueue",
+        lambda *, document_ids: queued.append(document_ids),
     )
     travel = handbook["travel.md"]
 

@@ -11,7 +11,7 @@ from guardian.shortcuts import assign_perm
 
 from documents.authority import may_change_document, may_manage_collection
 from documents.models import Collection, Document, DocumentVersion
-from documents.services import document_create
+from documents.services.uploads import document_create
 from retrieval.selectors import passages_search
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client, upload

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 
-from documents import services
 from documents.embedding import EmbeddingUnavailable, embedder
 from documents.models import Collection, Document
-from documents.services import document_create, documents_ingest, documents_requeue_stalled
+from documents.services import ingestion
+from documents.services.ingestion import documents_ingest
+from documents.services.queue import documents_requeue_stalled
+from documents.services.uploads import document_create
 from tests.documents.factories import CollectionFactory
 from tests.documents.files import good_files
 
@@ -61,7 +63,7 @@ class CountingEmbedder:
 
 def test_a_new_version_embeds_only_the_passages_that_changed(monkeypatch):
     counting = CountingEmbedder()
-    monkeypatch.setattr(services, "embedder", lambda: counting)
+    monkeypatch.setattr(ingestion, "embedder", lambda: counting)
     collection = CollectionFactory(chunking="recursive", chunk_tokens=30, chunk_overlap=0)
     paragraphs = [f"Paragraph {n} explains rule number {n} of the handbook." for n in range(6)]
     document = _upload(collection, "\n\n".join(paragraphs), name="rules.txt")
@@ -92,7 +94,7 @@ def test_transient_errors_are_retried_then_the_document_fails_after_the_last_try
         def embed(self, texts):
             raise EmbeddingUnavailable("connection refused")
 
-    monkeypatch.setattr(services, "embedder", lambda: Down())
+    monkeypatch.setattr(ingestion, "embedder", lambda: Down())
     settings.INGEST_MAX_TRIES = 3
     document = _upload(CollectionFactory(), "Some text.", name="a.txt")
     for _ in range(2):

@@ -20,7 +20,9 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from documents.models import Chunk, Document
-from documents.services import LoadReport, document_create, documents_enqueue, files_load
+from documents.services.loading import LoadReport, files_load
+from documents.services.queue import documents_enqueue
+from documents.services.uploads import document_create
 from tests.accounts.factories import UserFactory
 from tests.api import api_client
 from tests.documents.conftest import WORKER_LIMITS, documents_settle

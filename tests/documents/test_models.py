@@ -9,7 +9,8 @@ from django.db.models.functions import Cast
 from pgvector.django import CosineDistance, VectorField
 
 from documents.models import Chunk, ChunkEmbedding, Document
-from documents.services import UploadOutcome, chunk_search_vectors_refresh, document_create
+from documents.services.index import chunk_search_vectors_refresh
+from documents.services.uploads import UploadOutcome, document_create
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import (
     ChunkEmbeddingFactory,

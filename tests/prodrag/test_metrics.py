@@ -8,7 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chat.services import answer_create, conversation_start, question_add
 from documents.models import Document
-from documents.services import document_create, documents_ingest
+from documents.services.ingestion import documents_ingest
+from documents.services.uploads import document_create
 from retrieval.selectors import passages_search
 from tests.documents.factories import CollectionFactory
 from tests.handbook import ingest

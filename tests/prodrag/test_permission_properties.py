@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from documents.models import Chunk, ChunkEmbedding, Document, DocumentVersion
-from documents.services import chunk_search_vectors_refresh
+from documents.services.index import chunk_search_vectors_refresh
 from tests.api import api_client
 from tests.documents.worlds import (
     DOCUMENTS,

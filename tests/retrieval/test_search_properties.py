@@ -17,7 +17,7 @@ from hypothesis.extra.django import TestCase
 
 from accounts.models import User
 from documents.models import Chunk, ChunkEmbedding, DocumentVersion
-from documents.services import chunk_search_vectors_refresh
+from documents.services.index import chunk_search_vectors_refresh
 from retrieval.selectors import passages_search
 from tests.documents.worlds import DOCUMENTS, expected_visible, world_build, worlds
 

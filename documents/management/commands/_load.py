@@ -5,13 +5,10 @@ from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from accounts.management.audited import AuditedCommand
-from documents.services import (
-    LoadReport,
-    UploadOutcome,
-    collection_for_loading,
-    documents_ingest,
-    load_failures,
-)
+from documents.selectors import load_failures
+from documents.services.ingestion import documents_ingest
+from documents.services.loading import LoadReport, collection_for_loading
+from documents.services.uploads import UploadOutcome
 
 
 class LoadCommand(AuditedCommand):

@@ -3,7 +3,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from documents.management.commands._load import LoadCommand
-from documents.services import LoadReport, beir_corpus_load
+from documents.services.loading import LoadReport, beir_corpus_load
 
 
 class Command(LoadCommand):

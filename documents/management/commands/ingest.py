@@ -3,7 +3,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from documents.management.commands._load import LoadCommand
-from documents.services import LoadReport, files_collect, files_load
+from documents.services.loading import LoadReport, files_collect, files_load
 
 
 class Command(LoadCommand):

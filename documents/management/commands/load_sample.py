@@ -2,7 +2,7 @@ from django.conf import settings
 
 from documents.management.commands._load import LoadCommand
 from documents.samples import sample_corpus_write
-from documents.services import LoadReport, files_load
+from documents.services.loading import LoadReport, files_load
 
 
 class Command(LoadCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import CommandError
 
 from accounts.management.audited import AuditedCommand
 from documents.models import Collection, Document
-from documents.services import documents_reprocess
+from documents.services.queue import documents_reprocess
 
 
 class Command(AuditedCommand):

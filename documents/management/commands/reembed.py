@@ -4,7 +4,8 @@ from django.core.management.base import CommandError
 from accounts.management.audited import AuditedCommand
 from documents.models import Collection
 from documents.selectors import documents_embedded_otherwise
-from documents.services import documents_reprocess, embedding_index_ensure
+from documents.services.index import embedding_index_ensure
+from documents.services.queue import documents_reprocess
 
 
 class Command(AuditedCommand):

@@ -1,0 +1,78 @@
+"""Queueing documents for the worker: new uploads, retries, and tasks lost on the way."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import (
+    models,
+    transaction,
+)
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from accounts.services import audit_record
+from documents.models import (
+    Document,
+)
+from documents.tasks import documents_process
+
+# The statuses of a document still to be processed, or being processed.
+ACTIVE = [
+    Document.Status.PENDING,
+    Document.Status.PARSING,
+    Document.Status.CHUNKING,
+    Document.Status.EMBEDDING,
+]
+
+
+def documents_enqueue(*, document_ids: Sequence[int]) -> None:
+    """Queue processing after the current transaction commits (a worker must find the rows),
+    in tasks of PRODRAG_INGEST_BATCH_SIZE documents whose chunks are embedded together."""
+    ids = list(document_ids)
+    size = settings.INGEST_BATCH_SIZE
+    for start in range(0, len(ids), size):
+        batch = ids[start : start + size]
+        transaction.on_commit(functools.partial(documents_process.delay, batch))
+
+
+def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
+    """Put documents back to pending with a fresh try budget and queue them: the admin's and
+    the CLI's retry of failed documents, and a collection rebuild. Returns how many."""
+    with transaction.atomic():
+        documents = list(documents.exclude(current_version=None))
+        for document in documents:
+            document.error, document.attempts = "", 0
+        status_set(documents, Document.Status.PENDING, also=["error", "attempts"])
+        for document in documents:
+            audit_record(action=AuditEvent.Action.DOCUMENT_REPROCESS, target=document)
+        documents_enqueue(document_ids=[document.pk for document in documents])
+    return len(documents)
+
+
+def documents_requeue_stalled(*, older_than: float) -> int:
+    """Queue again documents still unfinished whose row has not moved for `older_than`
+    seconds: their task was lost (a broker without redelivery, a worker killed outright). A
+    document still being worked on is skipped by its new task, so this is safe to overdo."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    ids = list(
+        Document.objects.filter(status__in=ACTIVE, updated_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    documents_enqueue(document_ids=ids)
+    return len(ids)
+
+
+def status_set(documents: list[Document], status: str, *, also: Sequence[str] = ()) -> None:
+    """Move documents to `status`, stamping when, in one query; `also` names fields the
+    caller changed on them, written in the same query."""
+    now = timezone.now()
+    for document in documents:
+        document.status = status
+        document.status_changed_at = document.status_changed_at | {status: now.isoformat()}
+        document.updated_at = now
+    Document.objects.bulk_update(documents, ["status", "status_changed_at", "updated_at", *also])
