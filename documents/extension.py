@@ -46,21 +46,41 @@ def pgvector_problem(*, available: str | None, installed: str | None) -> str | N
     return None
 
 
-@receiver(connection_created)
-def pgvector_check(sender, connection, **kwargs):
-    # Django's short-lived maintenance connections (creating the test database) have no
-    # registered alias; the configured connection is checked when it first connects.
-    if connection.alias in _checked_aliases or connection.alias not in connections.settings:
-        return
+def _pgvector_versions(alias: str) -> tuple[str | None, str | None]:
+    """The server's pgvector (default version) and this database's (installed), or Nones."""
     from documents.models import AvailableExtension
 
     row = (
-        AvailableExtension.objects.using(connection.alias)
+        AvailableExtension.objects.using(alias)
         .filter(name="vector")
         .values_list("default_version", "installed_version")
         .first()
     )
-    problem = pgvector_problem(available=row and row[0], installed=row and row[1])
+    return row or (None, None)
+
+
+def pgvector_enabled(alias: str = "default") -> str:
+    """The version of pgvector enabled in this database; ImproperlyConfigured saying what to
+    do when the server lacks it, it is too old, or it is not enabled (migrations enable it).
+    What the readiness probe checks, by the same rule as every new connection."""
+    available, installed = _pgvector_versions(alias)
+    problem = pgvector_problem(available=available, installed=installed)
+    if problem:
+        raise ImproperlyConfigured(problem)
+    if not installed:
+        raise ImproperlyConfigured("pgvector is not enabled in this database: run migrations.")
+    return installed
+
+
+@receiver(connection_created)
+def pgvector_check(sender, connection, **kwargs):
+    # Django's short-lived maintenance connections (creating the test database) have no
+    # registered alias; the configured connection is checked when it first connects (before
+    # migrations, which enable the extension: only the server's pgvector is checked here).
+    if connection.alias in _checked_aliases or connection.alias not in connections.settings:
+        return
+    available, installed = _pgvector_versions(connection.alias)
+    problem = pgvector_problem(available=available, installed=installed)
     if problem:
         raise ImproperlyConfigured(problem)
     _checked_aliases.add(connection.alias)

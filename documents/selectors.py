@@ -58,17 +58,16 @@ def objects_readable_among(user, refs: set[tuple[str, int]]) -> set[tuple[str, i
     return readable
 
 
-def documents_embedded_otherwise(*, collection: Collection) -> QuerySet[Document]:
-    """A collection's indexed documents whose passages come from another embedding model than
-    the configured one (or another dimension): search cannot compare them with its queries."""
-    return (
-        Document.objects.filter(collection=collection)
-        .exclude(indexed_version=None)
-        .exclude(
-            indexed_version__embedding_model=settings.EMBEDDING_MODEL,
-            indexed_version__embedding_dimensions=settings.EMBEDDING_DIMENSIONS,
-        )
+def documents_embedded_otherwise(*, collection: Collection | None = None) -> QuerySet[Document]:
+    """Indexed documents (of one collection, or all) whose passages come from another
+    embedding model than the configured one (or another dimension): search cannot compare
+    them with its queries. The one definition of "embedded otherwise": `reembed` re-embeds
+    these, and search warns about them."""
+    documents = Document.objects.exclude(indexed_version=None).exclude(
+        indexed_version__embedding_model=settings.EMBEDDING_MODEL,
+        indexed_version__embedding_dimensions=settings.EMBEDDING_DIMENSIONS,
     )
+    return documents if collection is None else documents.filter(collection=collection)
 
 
 def document_status_counts() -> dict[str, int]:

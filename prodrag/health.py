@@ -32,12 +32,9 @@ BROKER_TIMEOUT = 3
 
 
 def _database() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        row = cursor.fetchone()
-    if row is None:
-        raise RuntimeError("the pgvector extension is not installed (run migrations)")
-    return f"pgvector {row[0]}"
+    from documents.extension import pgvector_enabled
+
+    return f"pgvector {pgvector_enabled()}"
 
 
 def _broker() -> str:

@@ -10,12 +10,12 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 
 from accounts.pii import pii_mask
 from accounts.selectors import user_principals
 from documents.embedding import EmbeddingError, EmbeddingUnavailable, embedder
-from documents.models import Document
+from documents.selectors import documents_embedded_otherwise
 from prodrag import metrics
 from prodrag.tracing import tracer
 from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
@@ -284,9 +284,7 @@ def _model_warnings(user, filters: Filters) -> list[str]:
     the command that fixes it, counting only the documents the user may read (nothing is said
     of the others, not even how many there are)."""
     model = embedder().model
-    embedded_otherwise = Document.objects.exclude(indexed_version=None).filter(
-        ~Q(indexed_version__embedding_model=model)
-    )
+    embedded_otherwise = documents_embedded_otherwise()
     # Which collections hold any such document at all, shared by every reader for a minute: a
     # search pays for the per-reader count only while a re-embedding is due.
     affected = cache.get(_MISMATCH_CACHE_KEY)
