@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 # Polls the login page until gunicorn answers (or its log explains why not), then prints the URL.
 define WAIT_FOR_WEB
 import sys, time, urllib.request
-from prodrag.config import Config
+from core.config import Config
 url = "http://" + Config()["PRODRAG_BIND"]
 for _ in range(120):
     try:

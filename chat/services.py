@@ -22,8 +22,8 @@ from chat.grounding import LinkFilter, answer_check
 from chat.models import Conversation, Feedback, Message
 from chat.prompts import TASKS, prompt_render
 from chat.selectors import answers_withhold
+from core import metrics
 from documents.models import Chunk, Collection
-from prodrag import metrics
 from retrieval.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from retrieval.selectors import FALLBACK_WARNING, passages_search
 from retrieval.types import Filters

@@ -14,12 +14,11 @@ from celery.signals import (
     worker_ready,
 )
 
-from prodrag.config import cpu_count
+from core.config import cpu_count
+from core.liveness import ALIVE_INTERVAL
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
 
-# Seconds between two touches of the worker's liveness file.
-ALIVE_INTERVAL = 10
 # Seconds between a pool process's checks that its worker still runs.
 ORPHAN_CHECK_INTERVAL = 1
 
@@ -97,7 +96,7 @@ def _torch_threads_share(*, options: dict, **_kwargs) -> None:
 def _metrics_serve(**_kwargs) -> None:
     from django.conf import settings
 
-    from prodrag.metrics import worker_metrics_serve
+    from core.metrics import worker_metrics_serve
 
     if settings.WORKER_METRICS_PORT:
         worker_metrics_serve(settings.WORKER_METRICS_PORT)
@@ -109,7 +108,7 @@ def _logs_format(*, logger, **_kwargs) -> None:
     """The worker's log handlers write prodrag's format, with the request, task and user ids."""
     from django.conf import settings
 
-    from prodrag.logs import ContextFilter, formatter
+    from core.logs import ContextFilter, formatter
 
     for handler in logger.handlers:
         handler.setFormatter(formatter(settings.LOG_FORMAT))
@@ -145,7 +144,7 @@ def _orphan_guard(**_kwargs) -> None:
 
 @worker_process_init.connect
 def _tracing_setup(**_kwargs) -> None:
-    from prodrag.tracing import tracing_setup
+    from core.tracing import tracing_setup
 
     tracing_setup(service="prodrag-worker")
 
@@ -153,8 +152,8 @@ def _tracing_setup(**_kwargs) -> None:
 @before_task_publish.connect
 def _task_headers_add(*, headers, **_kwargs) -> None:
     """A queued task carries the request's ids (logs) and trace context (spans)."""
-    from prodrag.logs import task_headers
-    from prodrag.tracing import trace_headers
+    from core.logs import task_headers
+    from core.tracing import trace_headers
 
     headers.update(task_headers() | trace_headers())
 
@@ -165,8 +164,8 @@ _task_contexts: dict[str, tuple] = {}
 
 @task_prerun.connect
 def _task_context_enter(*, task_id, task, **_kwargs) -> None:
-    from prodrag.logs import REQUEST_HEADER, USER_HEADER, task_context_enter
-    from prodrag.tracing import task_span_start
+    from core.logs import REQUEST_HEADER, USER_HEADER, task_context_enter
+    from core.tracing import task_span_start
 
     def header(key: str):
         # A worker's message puts custom headers on the request; an eager apply() keeps them
@@ -179,9 +178,9 @@ def _task_context_enter(*, task_id, task, **_kwargs) -> None:
 
 @task_postrun.connect
 def _task_done(*, task_id, task, state=None, **_kwargs) -> None:
-    from prodrag.logs import task_context_exit
-    from prodrag.metrics import TASKS
-    from prodrag.tracing import task_span_end
+    from core.logs import task_context_exit
+    from core.metrics import TASKS
+    from core.tracing import task_span_end
 
     TASKS.labels(task=task.name, outcome=(state or "unknown").lower()).inc()
     if (entered := _task_contexts.pop(task_id, None)) is not None:

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pgdata", type=Path, help="data directory (default: PRODRAG_PGDATA)")
     args = parser.parse_args(argv)
 
-    from prodrag.config import BASE_DIR, Config
+    from core.config import BASE_DIR, Config
 
     config = Config()
     pgdata = args.pgdata or Path(config["PRODRAG_PGDATA"])

@@ -1,6 +1,6 @@
 """gunicorn settings for `make up`, read from the same layered configuration as Django."""
 
-from prodrag.config import BASE_DIR, Config
+from core.config import BASE_DIR, Config
 
 _config = Config()
 
@@ -23,8 +23,8 @@ preload_app = True
 
 
 def post_fork(server, worker):
-    """Each web process exports its own spans (see prodrag.tracing)."""
-    from prodrag.tracing import tracing_setup
+    """Each web process exports its own spans (see core.tracing)."""
+    from core.tracing import tracing_setup
 
     tracing_setup(service="prodrag-web")
 

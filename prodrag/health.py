@@ -1,5 +1,5 @@
 """Probes for load balancers and container orchestrators, and Prometheus' `/metrics` (see
-prodrag.metrics), answered by the first middleware:
+core.metrics), answered by the first middleware:
 before host validation (a probe sends whatever Host its platform sends), before the HTTPS
 redirect, sessions and authentication, so that a probe costs nothing and touches nothing it
 does not check.
@@ -25,7 +25,7 @@ from django.db import connection
 from django.http import HttpResponse, HttpResponseNotFound, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from prodrag.metrics import metrics_allowed, metrics_exposition
+from core.metrics import metrics_allowed, metrics_exposition
 
 # A probe waits at most this long for the broker (seconds).
 BROKER_TIMEOUT = 3

@@ -7,7 +7,7 @@
   address and whether it came through the API, the admin or the pages.
 - DatabaseUnavailable: a view that finds the database down answers 503 with Retry-After (the
   API's error shape under /api/, a page that reloads itself elsewhere), not a 500; the API's
-  own views do the same through prodrag.api.exception_handler.
+  own views do the same through core.api.exception_handler.
 """
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from accounts.models import AuditEvent
 from accounts.services import AuditOrigin as Origin
 from accounts.services import audit_origin
-from prodrag.api import DATABASE_DOWN, DATABASE_RETRY_AFTER, database_unavailable_response
+from core.api import DATABASE_DOWN, DATABASE_RETRY_AFTER, database_unavailable_response
 
 # Room for a multipart upload's other fields and part headers.
 MULTIPART_OVERHEAD = 64 * 1024

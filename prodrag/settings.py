@@ -1,4 +1,4 @@
-"""Django settings: every value comes from prodrag.config (defaults < TOML file < environment)."""
+"""Django settings: every value comes from core.config (defaults < TOML file < environment)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from psycopg.conninfo import conninfo_to_dict
 
-from prodrag.config import BASE_DIR, Config, cpu_count
+from core.config import BASE_DIR, Config, cpu_count
 from prodrag.embedded_db import embedded_server_uri
 
 config = Config()
@@ -93,8 +93,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "prodrag.health.HealthProbes",
-    "prodrag.logs.RequestId",
-    "prodrag.tracing.RequestSpan",
+    "core.logs.RequestId",
+    "core.tracing.RequestSpan",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "prodrag.middleware.ApiRequestSizeLimit",
@@ -199,7 +199,7 @@ REST_FRAMEWORK = {
         "accounts.api.permissions.TokenScope",
     ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "prodrag.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -260,7 +260,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "prodrag.api.error_responses_document",
+        "core.api.error_responses_document",
     ],
 }
 
@@ -410,15 +410,15 @@ USE_TZ = True
 
 # --- logging ------------------------------------------------------------------------------------
 
-# JSON lines (or plain text) with the request, task and user ids: see prodrag.logs. A Celery
+# JSON lines (or plain text) with the request, task and user ids: see core.logs. A Celery
 # worker replaces the root logger's handlers with its own; prodrag.celery gives them the same
 # format and ids.
 LOG_FORMAT = config["PRODRAG_LOG_FORMAT"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "prodrag.logs.ContextFilter"}},
-    "formatters": {"main": {"()": "prodrag.logs.formatter", "kind": LOG_FORMAT}},
+    "filters": {"context": {"()": "core.logs.ContextFilter"}},
+    "formatters": {"main": {"()": "core.logs.formatter", "kind": LOG_FORMAT}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

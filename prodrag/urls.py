@@ -34,4 +34,4 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="chat:home", permanent=False)),
 ]
 
-handler404 = "prodrag.api.not_found"
+handler404 = "core.api.not_found"

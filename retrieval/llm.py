@@ -23,8 +23,8 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
-from prodrag import metrics
-from prodrag.tracing import tracer
+from core import metrics
+from core.tracing import tracer
 
 _BACKOFF_CAP = 8.0
 _RETRIED_STATUS = {408, 409, 429}

@@ -14,10 +14,10 @@ from django.db.models import Count
 
 from accounts.pii import pii_mask
 from accounts.selectors import user_principals
+from core import metrics
+from core.tracing import tracer
 from documents.embedding import EmbeddingError, EmbeddingUnavailable, embedder
 from documents.selectors import documents_embedded_otherwise
-from prodrag import metrics
-from prodrag.tracing import tracer
 from retrieval.expansion import FEEDBACK_PASSAGES, FEEDBACK_TERMS, feedback_text, llm_variants
 from retrieval.rerank import reranker
 from retrieval.statement import Statement, expansion_terms_build, statement_build

@@ -1,8 +1,8 @@
 from django.conf import settings
 from rest_framework import serializers
 
+from core.api import json_text_valid
 from documents.models import Chunk, Collection, Document, DocumentVersion
-from prodrag.api import json_text_valid
 
 
 class CollectionSerializer(serializers.ModelSerializer):

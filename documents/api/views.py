@@ -5,6 +5,7 @@ from rest_framework import exceptions, mixins, parsers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api import Conflict
 from documents.api.serializers import (
     ChunkSerializer,
     CollectionSerializer,
@@ -25,7 +26,6 @@ from documents.services.uploads import (
     document_delete,
     document_update,
 )
-from prodrag.api import Conflict
 
 
 class CollectionViewSet(viewsets.ReadOnlyModelViewSet):

@@ -17,6 +17,7 @@ from django.db import (
 from django.db.models import BooleanField, F, Func
 from django.utils import timezone
 
+from core import metrics
 from documents.chunking import ChunkDraft, Outline, chunks_split, outline_build
 from documents.embedding import Embedder, EmbeddingError, embedder
 from documents.errors import TRANSIENT_ERRORS
@@ -37,7 +38,6 @@ from documents.parsing import (
 from documents.sandbox import ParserSandbox
 from documents.services.index import chunk_search_vectors_refresh
 from documents.services.queue import ACTIVE, status_set
-from prodrag import metrics
 
 _STAGE_NAMES = {Document.Status.PARSING: "parse", Document.Status.CHUNKING: "chunk"}
 log = logging.getLogger("prodrag.ingest")

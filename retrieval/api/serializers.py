@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from prodrag.api import json_text_valid
+from core.api import json_text_valid
 from retrieval.selectors import MAX_K, MODES
 from retrieval.types import Filters
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from prodrag.config import BASE_DIR, SETTINGS, Config, settings_table
+from core.config import BASE_DIR, SETTINGS, Config, settings_table
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import yaml
 from django.conf import settings
 from django.core.management import get_commands
 
-from prodrag.config import BASE_DIR
+from core.config import BASE_DIR
 
 
 def _compose() -> dict:

@@ -6,8 +6,8 @@ import sys
 import psycopg
 import pytest
 
+from core.config import BASE_DIR
 from documents.extension import pgvector_problem
-from prodrag.config import BASE_DIR
 from prodrag.embedded_db import embedded_server_pid, embedded_server_stop, embedded_server_uri
 
 

@@ -5,7 +5,7 @@ import runpy
 import threading
 
 import documents.embedding
-from prodrag.config import BASE_DIR
+from core.config import BASE_DIR
 
 
 class _Worker:

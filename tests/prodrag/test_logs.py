@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from prodrag.logs import ContextFilter, JsonFormatter
+from core.logs import ContextFilter, JsonFormatter
 from tests.api import api_client
 
 

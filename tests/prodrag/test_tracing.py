@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from core.config import BASE_DIR
+from core.tracing import tracer
 from documents.tasks import documents_requeue
 from prodrag.celery import _task_headers_add
-from prodrag.config import BASE_DIR
-from prodrag.tracing import tracer
 from tests.api import api_client, sse
 
 
@@ -91,7 +91,7 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set():
     server = HTTPServer(("127.0.0.1", 0), _Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     code = (
-        "from opentelemetry import trace; from prodrag.tracing import tracer, tracing_setup; "
+        "from opentelemetry import trace; from core.tracing import tracer, tracing_setup; "
         "assert tracing_setup(service='test'); "
         "tracer.start_span('probe').end(); trace.get_tracer_provider().force_flush()"
     )
@@ -104,7 +104,7 @@ def test_spans_are_exported_over_otlp_http_when_an_endpoint_is_set():
 
 
 def test_without_an_endpoint_tracing_is_not_set_up():
-    code = "from prodrag.tracing import tracing_setup; print(tracing_setup(service='test'))"
+    code = "from core.tracing import tracing_setup; print(tracing_setup(service='test'))"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True,

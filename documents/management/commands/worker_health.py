@@ -3,7 +3,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from prodrag.celery import ALIVE_INTERVAL
+from core.liveness import ALIVE_INTERVAL
 
 # Beat ticks at least every beat_max_loop_interval (Celery's default: 300 s).
 BEAT_MAX_AGE = 2 * 300

@@ -19,7 +19,6 @@ import os
 import secrets
 
 from django.conf import settings
-from django.db import DatabaseError
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -29,7 +28,6 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
 
 _LATENCY = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -75,31 +73,14 @@ TASKS = Counter(
 )  # fmt: skip
 
 
-class DocumentStates:
-    """Documents per status and the ingestion backlog, counted at scrape time."""
-
-    def collect(self):
-        from documents.selectors import document_status_counts
-
-        try:
-            counts = document_status_counts()
-        except DatabaseError:
-            return  # the database is down: /readyz says so; the event metrics still answer
-        documents = GaugeMetricFamily(
-            "prodrag_documents", "Documents, by ingestion status.", labels=["status"]
-        )
-        for status, count in sorted(counts.items()):
-            documents.add_metric([status], count)
-        yield documents
-        yield GaugeMetricFamily(
-            "prodrag_ingestion_queue_depth",
-            "Documents waiting for ingestion to start (status pending).",
-            value=counts["pending"],
-        )
-
-
+# Values read at scrape time, from collectors the apps register (documents: documents per
+# status and the ingestion backlog).
 _STATES = CollectorRegistry()
-_STATES.register(DocumentStates())
+
+
+def state_collector_register(collector) -> None:
+    """Add a collector whose values are read at every scrape (an app's AppConfig.ready)."""
+    _STATES.register(collector)
 
 
 def events_registry() -> CollectorRegistry:

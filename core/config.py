@@ -1,7 +1,7 @@
 """Layered configuration: built-in defaults < TOML file < environment variables.
 
 Every knob is declared once in SETTINGS below (name, default, meaning); the README's settings
-table is rendered from that list (`python -m prodrag.config`), and a test keeps the two equal.
+table is rendered from that list (`python -m core.config`), and a test keeps the two equal.
 
 The TOML file is `PRODRAG_CONFIG` (default `./prodrag.toml` when present). Its keys are the
 setting names in lower case without the `PRODRAG_` prefix (`embedding_model = "..."`,
