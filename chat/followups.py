@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from retrieval.llm import LLMUnavailable, llm_complete, llm_configured
+from core.llm import LLMUnavailable, llm_complete, llm_configured
 
 _SYSTEM = (
     "Rewrite the user's last question so that it can be understood without the conversation: "

@@ -23,8 +23,8 @@ from chat.models import Conversation, Feedback, Message
 from chat.prompts import TASKS, prompt_render
 from chat.selectors import answers_withhold
 from core import metrics
+from core.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from documents.models import Chunk, Collection
-from retrieval.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from retrieval.selectors import FALLBACK_WARNING, passages_search
 from retrieval.types import Filters
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from retrieval.llm import LLMUnavailable, llm_complete, llm_configured
+from core.llm import LLMUnavailable, llm_complete, llm_configured
 
 MAX_VARIANTS = 3
 FEEDBACK_PASSAGES = 3

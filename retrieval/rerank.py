@@ -11,7 +11,7 @@ from typing import Protocol
 
 from django.conf import settings
 
-from retrieval.llm import LLMUnavailable, llm_complete
+from core.llm import LLMUnavailable, llm_complete
 from retrieval.types import Passage
 
 

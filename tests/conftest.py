@@ -52,7 +52,7 @@ def openai_endpoint():
 @pytest.fixture
 def llm_endpoint(settings, openai_endpoint):
     """The fake server configured as the LLM, with fast retries and a closed circuit."""
-    from retrieval import llm
+    from core import llm
 
     settings.LLM_API_BASE = openai_endpoint
     settings.LLM_BACKOFF = 0.001

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from retrieval import llm
-from retrieval.llm import LLMUnavailable, llm_complete, llm_stream
+from core import llm
+from core.llm import LLMUnavailable, llm_complete, llm_stream
 from tests.fake_openai import MALFORMED, Broken, FakeOpenAI, Slow
 
 
