@@ -8,7 +8,7 @@ each writes its samples there and whichever process is scraped reports them all 
 sets it for web and worker, which share a machine; a worker in its own container serves its
 samples on PRODRAG_WORKER_METRICS_PORT instead). Without it, each process reports its own.
 
-`/metrics` is answered by prodrag.health.HealthProbes: with PRODRAG_METRICS_TOKEN set, only to
+`/metrics` is answered by core.health.HealthProbes: with PRODRAG_METRICS_TOKEN set, only to
 `Authorization: Bearer <token>`; without one, in production, not at all (404), elsewhere to
 anyone.
 """

@@ -15,6 +15,7 @@ from celery.signals import (
 )
 
 from core.config import cpu_count
+from core.health import readiness_check_register
 from core.liveness import ALIVE_INTERVAL
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
@@ -78,6 +79,18 @@ app = Celery("prodrag")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 app.steps["consumer"].add(AliveFile)
+
+# A readiness probe waits at most this long for the broker (seconds).
+BROKER_TIMEOUT = 3
+
+
+def _broker_ready() -> str:
+    with app.connection_for_write() as broker:
+        broker.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT)
+        return broker.as_uri()  # without the password
+
+
+readiness_check_register("broker", _broker_ready)
 
 
 @celeryd_init.connect

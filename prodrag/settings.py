@@ -92,7 +92,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "prodrag.health.HealthProbes",
+    "core.health.HealthProbes",
     "core.logs.RequestId",
     "core.tracing.RequestSpan",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",

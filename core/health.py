@@ -10,10 +10,13 @@ does not check.
   the metrics (PRODRAG_METRICS_TOKEN), what it found, how long it took and, if it failed,
   why; any failed check makes the answer 503, so that traffic goes elsewhere until it
   recovers:
-  - `database`: a query answers and the pgvector extension is installed;
-  - `broker`: the Celery broker accepts a connection (uploads are queued there);
-  - `embedding`: the configured embedding provider is loaded (a local model is read from
-    disk on the first probe, as it would be on the first search).
+  - `database`: a query answers and pgvector 0.8 or newer is enabled (registered by the
+    documents app);
+  - `broker`: the Celery broker accepts a connection, uploads are queued there (registered
+    with the Celery app, prodrag.celery);
+  - `embedding`: the configured embedding provider is loaded, a local model read from disk
+    on the first probe, as it would be on the first search (registered by the documents
+    app).
 """
 
 from __future__ import annotations
@@ -21,42 +24,25 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from django.db import connection
 from django.http import HttpResponse, HttpResponseNotFound, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from core.metrics import metrics_allowed, metrics_exposition
 
-# A probe waits at most this long for the broker (seconds).
-BROKER_TIMEOUT = 3
+# The readiness checks, by name: each returns what it found, or raises why it failed. The apps
+# and the wiring register theirs (readiness_check_register), so core imports none of them.
+CHECKS: dict[str, Callable[[], str]] = {}
+# What to do after a check failed (a broken database connection is dropped, so that the next
+# probe connects afresh).
+_AFTER_FAILURE: dict[str, Callable[[], None]] = {}
 
 
-def _database() -> str:
-    from documents.extension import pgvector_enabled
-
-    return f"pgvector {pgvector_enabled()}"
-
-
-def _broker() -> str:
-    from prodrag.celery import app
-
-    with app.connection_for_write() as broker:
-        broker.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT)
-        return broker.as_uri()  # without the password
-
-
-def _embedding() -> str:
-    from documents.embedding import embedder
-
-    provider = embedder()
-    return f"{provider.model} ({provider.dimensions} dimensions)"
-
-
-CHECKS: dict[str, Callable[[], str]] = {
-    "database": _database,
-    "broker": _broker,
-    "embedding": _embedding,
-}
+def readiness_check_register(
+    name: str, check: Callable[[], str], *, after_failure: Callable[[], None] | None = None
+) -> None:
+    CHECKS[name] = check
+    if after_failure is not None:
+        _AFTER_FAILURE[name] = after_failure
 
 
 def readiness() -> tuple[bool, dict]:
@@ -68,9 +54,8 @@ def readiness() -> tuple[bool, dict]:
             detail, ok = check(), True
         except Exception as exc:  # any failure means: not ready, and why
             detail, ok = f"{type(exc).__name__}: {exc}".strip(), False
-            if name == "database":
-                # A broken connection is dropped, so that the next probe connects afresh.
-                connection.close()
+            if name in _AFTER_FAILURE:
+                _AFTER_FAILURE[name]()
         results[name] = {
             "ok": ok,
             "detail": detail,
