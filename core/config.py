@@ -1,7 +1,8 @@
 """Layered configuration: built-in defaults < TOML file < environment variables.
 
-Every knob is declared once in SETTINGS below (name, default, meaning); the README's settings
-table is rendered from that list (`python -m core.config`), and a test keeps the two equal.
+Every knob is declared once in SETTINGS below (name, default, meaning); the table of
+docs/settings.md is rendered from that list (`python -m core.config`), and a test keeps the
+two equal.
 
 The TOML file is `PRODRAG_CONFIG` (default `./prodrag.toml` when present). Its keys are the
 setting names in lower case without the `PRODRAG_` prefix (`embedding_model = "..."`,
@@ -700,7 +701,7 @@ class Config:
 
 
 def settings_table() -> str:
-    """The README's settings table, rendered from SETTINGS."""
+    """The settings table of docs/settings.md, rendered from SETTINGS."""
     rows = ["| Setting | Default | Meaning |", "| --- | --- | --- |"]
     rows += [
         f"| `{setting.name}` | `{setting.default_text}` | {setting.meaning} |"
