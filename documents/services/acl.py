@@ -7,9 +7,7 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import (
-    transaction,
-)
+from django.db import transaction
 
 from accounts.selectors import ALL_STAFF, group_principal, user_principal
 from documents.models import (

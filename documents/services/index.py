@@ -6,9 +6,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVector
-from django.db import (
-    connection,
-)
+from django.db import connection
 from django.db.models import F, Func, OuterRef, Subquery, TextField, Value
 
 from documents.models import (

@@ -11,9 +11,7 @@ from pathlib import PurePath
 
 import numpy as np
 from django.conf import settings
-from django.db import (
-    transaction,
-)
+from django.db import transaction
 from django.db.models import BooleanField, F, Func
 from django.utils import timezone
 

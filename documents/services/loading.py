@@ -11,19 +11,12 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.db import (
-    transaction,
-)
+from django.db import transaction
 from guardian.shortcuts import assign_perm
 
 from accounts.models import User
-from documents.models import (
-    Collection,
-    Document,
-)
-from documents.parsing import (
-    SUPPORTED_SUFFIXES,
-)
+from documents.models import Collection, Document
+from documents.parsing import SUPPORTED_SUFFIXES
 from documents.services.queue import documents_enqueue
 from documents.services.uploads import UploadOutcome, document_create
 

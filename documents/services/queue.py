@@ -7,17 +7,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import (
-    models,
-    transaction,
-)
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services import audit_record
-from documents.models import (
-    Document,
-)
+from documents.models import Document
 from documents.tasks import documents_process
 
 # The statuses of a document still to be processed, or being processed.

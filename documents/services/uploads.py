@@ -9,23 +9,13 @@ from pathlib import PurePath
 
 import filetype
 from django.core.files import File
-from django.db import (
-    IntegrityError,
-    models,
-    transaction,
-)
+from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from accounts.models import User
-from documents.models import (
-    Collection,
-    Document,
-    DocumentVersion,
-)
-from documents.parsing import (
-    looks_like_text,
-)
+from documents.models import Collection, Document, DocumentVersion
+from documents.parsing import looks_like_text
 from documents.services.index import chunk_search_vectors_refresh
 from documents.services.queue import documents_enqueue
 
