@@ -11,6 +11,7 @@ characters each. Scripted HTTP failures (status codes in `failures`; a 429 carri
 - `Broken(text)`: a stream that sends `text`, then an event that is not JSON, and closes.
 """
 
+import contextlib
 import json
 import threading
 import time
@@ -134,6 +135,12 @@ class FakeOpenAI(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
+
+    def handle(self):
+        # A client that gave up waiting (its timeout) has closed the connection by the time a
+        # slow reply is written: there is no one left to answer.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
 
     def log_message(self, *args):
         pass
