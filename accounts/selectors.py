@@ -126,9 +126,9 @@ def audit_readability_register(readable: AuditReadable) -> None:
 
 def audit_readable(*, viewer: User, refs: set[tuple[str, int]]) -> set[tuple[str, int]]:
     """Which of these ("document" | "collection", id) the viewer may read."""
-    if viewer.is_superuser or not refs:
-        return refs if viewer.is_superuser else set()
-    return _audit_readable[0](viewer, refs)
+    if viewer.is_superuser:
+        return refs
+    return _audit_readable[0](viewer, refs) if refs else set()
 
 
 def _audit_refs(event) -> set[tuple[str, int]]:
@@ -144,15 +144,10 @@ def audit_redact(*, viewer: User, events: Iterable) -> None:
     target's title or name, the details (fields changed, grantees, settings), the chunks, and
     the unreadable documents' ids, so that not even their count is left. Sets `redacted` on
     each event. One query per kind of object, for the whole batch."""
-    events = list(events)
-    if viewer.is_superuser:
-        for event in events:
-            event.redacted = False
-        return
-    refs = set().union(*map(_audit_refs, events)) if events else set()
-    readable = audit_readable(viewer=viewer, refs=refs)
-    for event in events:
-        event.redacted = not _audit_refs(event) <= readable
+    refs = [(event, _audit_refs(event)) for event in events]
+    readable = audit_readable(viewer=viewer, refs=set().union(*(r for _, r in refs)))
+    for event, its_refs in refs:
+        event.redacted = not its_refs <= readable
         if not event.redacted:
             continue
         if event.answer:
