@@ -90,15 +90,21 @@ READABLE_COLLECTIONS_SQL = (
 )
 
 
-def document_readable_sql(alias: str, readable_collections: str) -> str:
-    """True where document `alias` is readable: its ACL lists a principal, or its collection
-    is one of `readable_collections` (an expression giving READABLE_COLLECTIONS_SQL's array)."""
-    return (
-        f"({alias}.read_principals && %(principals)s::bigint[] "
-        f"OR {alias}.collection_id = ANY(({readable_collections})::bigint[]))"
-    )
-
-
 def document_granted_sql(alias: str) -> str:
-    """The first half of document_readable_sql alone (its own ACL), for an index arm."""
+    """Document `alias` is readable through its own ACL."""
     return f"{alias}.read_principals && %(principals)s::bigint[]"
+
+
+def document_in_readable_collection_sql(alias: str, readable_collections: str) -> str:
+    """Document `alias` is in one of `readable_collections` (an expression giving
+    READABLE_COLLECTIONS_SQL's array)."""
+    return f"{alias}.collection_id = ANY(({readable_collections})::bigint[])"
+
+
+def document_readable_sql(alias: str, readable_collections: str) -> str:
+    """Document `alias` is readable: through its own ACL or its collection's (each half alone
+    serves an index arm of the statement)."""
+    return (
+        f"({document_granted_sql(alias)} "
+        f"OR {document_in_readable_collection_sql(alias, readable_collections)})"
+    )

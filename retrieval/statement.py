@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from documents.authority import (
     READABLE_COLLECTIONS_SQL,
     document_granted_sql,
+    document_in_readable_collection_sql,
     document_readable_sql,
 )
 from retrieval.types import DENSE, FULLTEXT, HYBRID, Filters, Fusion
@@ -120,7 +121,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
             SELECT id FROM (
                 SELECT d.id FROM documents_document d
                 WHERE cardinality((SELECT ids FROM readable)) > 0
-                  AND d.collection_id = ANY((SELECT ids FROM readable)::bigint[])
+                  AND {document_in_readable_collection_sql("d", "SELECT ids FROM readable")}
                   AND {document_filter}
                 LIMIT %(limit_visible)s) in_collections"""
     ctes = [
