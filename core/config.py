@@ -365,19 +365,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRODRAG_SEARCH_RRF_K",
         60,
-        "The k of reciprocal-rank fusion: a passage scores weight / (k + rank) in each ranking.",
+        "The k of reciprocal-rank fusion: a passage scores share / (k + rank) in each ranking.",
         parse_int,
     ),
     Setting(
         "PRODRAG_SEARCH_DENSE_WEIGHT",
         1.0,
-        "Weight of the vector ranking in fusion (both methods).",
+        "Weight of the vector ranking in fusion (both methods) where a collection has neither "
+        "a share set by hand nor a calibrated one: its share is this weight over the sum of "
+        "both.",
         parse_float,
     ),
     Setting(
         "PRODRAG_SEARCH_FULLTEXT_WEIGHT",
         1.0,
-        "Weight of the full-text ranking in fusion (both methods).",
+        "Weight of the full-text ranking in fusion (both methods), as the vector weight.",
         parse_float,
     ),
     Setting(

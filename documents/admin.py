@@ -120,10 +120,28 @@ class CollectionAdmin(AuthorityAdmin):
     list_display = ["name", "owner", "open_to_staff", "chunking", "created_at"]
     list_filter = ["open_to_staff"]
     search_fields = ["name", "description"]
-    readonly_fields = ["read_principals", "manage_principals", "created_at", "updated_at"]
+    readonly_fields = [
+        "calibrated_share",
+        "read_principals",
+        "manage_principals",
+        "created_at",
+        "updated_at",
+    ]
 
     def has_add_permission(self, request):
         return request.user.is_staff and may_create_collection(request.user)
+
+    @admin.display(description="calibrated vector share")
+    def calibrated_share(self, obj) -> str:
+        calibration = obj.calibration
+        if obj.calibrated_dense_weight is None or not calibration:
+            return "not measured yet (measured once it has documents of several passages)"
+        return (
+            f"{obj.calibrated_dense_weight:.1f}, measured {calibration['at'][:16]} on "
+            f"{calibration['pseudo_queries']} pseudo-queries from its "
+            f"{calibration['passages']} passages (manage.py calibrate). A measurement without "
+            "labels, not applied by itself: set the vector share above to use it."
+        )
 
     def _may_change(self, user, obj) -> bool:
         return may_manage_collection(user, obj)

@@ -84,6 +84,18 @@ class Collection(ReadACL):
         default=32, help_text="Tokens shared by neighbouring passages (fixed-size strategy only)."
     )
     manage_principals = ArrayField(models.BigIntegerField(), default=list, editable=False)
+    fusion_dense_weight = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        verbose_name="vector share of hybrid search",
+        help_text="How much hybrid search trusts the vector ranking over the full-text ranking "
+        "for this collection's passages, from 0 (full text only) to 1 (vectors only). Empty: "
+        "the default (0.5). The calibrated share below is a measurement to weigh, not applied "
+        "by itself.",
+    )
+    calibrated_dense_weight = models.FloatField(null=True, editable=False)
+    calibration = models.JSONField(default=dict, editable=False)
 
     objects = CollectionQuerySet.as_manager()
 

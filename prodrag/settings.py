@@ -386,6 +386,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 60.0},
     "purge-old-audit-events": {"task": "accounts.tasks.audit_events_purge", "schedule": 86400.0},
+    "calibrate-collections": {"task": "retrieval.tasks.collections_calibrate", "schedule": 600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "prodrag.celery:AliveScheduler"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytrec_eval
 
 from documents.models import Collection, Document
-from retrieval.selectors import passages_search
-from retrieval.types import Filters
+from retrieval.selectors import fusion_default, passages_search
+from retrieval.types import DENSE, FULLTEXT, Filters, Fusion
 
 
 class EvaluationError(ValueError):
@@ -31,11 +31,15 @@ class Evaluation:
     mrr_at_10: float
     latency_p50_ms: float
     latency_p95_ms: float
+    # Hybrid modes: the fusion method, the vector share and where it came from; the
+    # collection's calibrated share (a measurement, not applied by itself) beside it.
+    fusion: dict | None = None
 
     def as_json(self) -> dict:
         return {
             "dataset": self.dataset,
             "mode": self.mode,
+            **({"fusion": self.fusion} if self.fusion else {}),
             "queries": self.queries,
             "ndcg@10": round(self.ndcg_at_10, 4),
             "recall@100": round(self.recall_at_100, 4),
@@ -84,10 +88,12 @@ def collection_evaluate(
     mode: str,
     k: int = 100,
     limit: int | None = None,
+    share: float | None = None,
     progress: Callable[[int], None] = lambda done: None,
 ) -> Evaluation:
     """Run the dataset's judged test queries against `collection` as `user` and score the
-    ranked documents (each document ranked by its best passage)."""
+    ranked documents (each document ranked by its best passage). `share`: the vector share of
+    hybrid fusion for this run instead of the collection's."""
     queries, qrels = beir_queries_read(directory)
     if limit:
         queries = dict(list(queries.items())[:limit])
@@ -95,6 +101,9 @@ def collection_evaluate(
     external = dict(Document.objects.filter(collection=collection).values_list("pk", "external_id"))
     if not external:
         raise EvaluationError(f"Collection {collection.name!r} has no documents.")
+    fusion = fusion_default()
+    if share is not None:
+        fusion = Fusion(fusion.method, fusion.rrf_k, share, 1 - share)
     run: dict[str, dict[str, float]] = {}
     latencies = []
     for done, (qid, text) in enumerate(queries.items(), start=1):
@@ -105,6 +114,7 @@ def collection_evaluate(
             k=k,
             mode=mode,
             filters=Filters(collections=(collection.pk,)),
+            fusion=fusion,
             collapse=True,
         )
         latencies.append((time.monotonic() - started) * 1000)
@@ -135,4 +145,20 @@ def collection_evaluate(
         mrr_at_10=mean(reciprocal, "recip_rank"),
         latency_p50_ms=statistics.median(latencies),
         latency_p95_ms=percentiles[94],
+        fusion=None if mode in (DENSE, FULLTEXT) else _fusion_used(collection, fusion, share),
     )
+
+
+def _fusion_used(collection: Collection, fusion: Fusion, share: float | None) -> dict:
+    if share is not None:
+        source = "this run"
+    elif collection.fusion_dense_weight is not None:
+        share, source = collection.fusion_dense_weight, "set by hand"
+    else:
+        share, source = fusion.dense_share, "default"
+    return {
+        "method": fusion.method,
+        "dense_share": share,
+        "source": source,
+        "calibrated_share": collection.calibrated_dense_weight,
+    }

@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 
 from accounts.pii import pii_mask
-from accounts.selectors import user_principals
+from accounts.selectors import Principals, user_principals
 from core import metrics
 from core.tracing import tracer
 from documents.embedding import EmbeddingError, EmbeddingUnavailable, embedder
@@ -54,6 +54,7 @@ def fusion_default() -> Fusion:
         rrf_k=settings.SEARCH_RRF_K,
         dense_weight=settings.SEARCH_DENSE_WEIGHT,
         fulltext_weight=settings.SEARCH_FULLTEXT_WEIGHT,
+        by_collection=True,
     )
 
 
@@ -92,27 +93,8 @@ def passages_search(
     principals = user_principals(user=user)
     filters = filters or Filters()
     wanted = max(k, settings.RERANK_DEPTH) if rerank else k
-    depth = max(settings.SEARCH_CANDIDATES, wanted * 3 if collapse else wanted)
     sql_mode = HYBRID if rerank else mode
-    spec = Statement(
-        mode=sql_mode,
-        text=query,
-        vector=None,
-        principals=None if principals.unrestricted else principals.ids,
-        filters=filters,
-        fusion=fusion or fusion_default(),
-        k=wanted,
-        depth=depth,
-        collapse=collapse,
-        model=embedder().model,
-        dimensions=settings.EMBEDDING_DIMENSIONS,
-        fts_config=settings.FTS_CONFIG,
-        exact_below=settings.SEARCH_EXACT_BELOW,
-        vector_exact_below=settings.SEARCH_VECTOR_EXACT_BELOW,
-        bm25_k1=settings.BM25_K1,
-        bm25_b=settings.BM25_B,
-        match_max_share=settings.SEARCH_MATCH_MAX_SHARE,
-    )
+    spec = _statement(principals, query, sql_mode, wanted, filters, fusion, collapse)
     readable = principals.unrestricted or principals.ids
     fallback = None
     try:
@@ -162,6 +144,50 @@ def passages_search(
         warnings=warnings,
         seconds=seconds,
         fallback=fallback,
+    )
+
+
+def ranking(
+    *, user, query: str, k: int, mode: str, filters: Filters, fusion: Fusion, collapse: bool
+) -> list[Passage]:
+    """The retrieval statement's ranking alone, as `user` may see it: no fallback, expansion,
+    re-ranking, warnings, metrics or log line (calibration compares thousands of these)."""
+    principals = user_principals(user=user)
+    if not (principals.unrestricted or principals.ids):
+        return []
+    spec = _statement(principals, query, mode, k, filters, fusion, collapse)
+    if mode != FULLTEXT:
+        spec = dataclasses.replace(spec, vector=_query_vector(query))
+    return _statement_run(spec)
+
+
+def _statement(
+    principals: Principals,
+    query: str,
+    mode: str,
+    k: int,
+    filters: Filters,
+    fusion: Fusion | None,
+    collapse: bool,
+) -> Statement:
+    return Statement(
+        mode=mode,
+        text=query,
+        vector=None,
+        principals=None if principals.unrestricted else principals.ids,
+        filters=filters,
+        fusion=fusion or fusion_default(),
+        k=k,
+        depth=max(settings.SEARCH_CANDIDATES, k * 3 if collapse else k),
+        collapse=collapse,
+        model=embedder().model,
+        dimensions=settings.EMBEDDING_DIMENSIONS,
+        fts_config=settings.FTS_CONFIG,
+        exact_below=settings.SEARCH_EXACT_BELOW,
+        vector_exact_below=settings.SEARCH_VECTOR_EXACT_BELOW,
+        bm25_k1=settings.BM25_K1,
+        bm25_b=settings.BM25_B,
+        match_max_share=settings.SEARCH_MATCH_MAX_SHARE,
     )
 
 

@@ -323,28 +323,33 @@ def _fused_sql(spec: Statement, params: dict) -> str:
     if spec.mode == FULLTEXT:
         return """SELECT id, document_id, NULL::bigint AS dense_rank, rank AS fulltext_rank,
                          NULL::float8 AS similarity, bm25, bm25 AS score FROM fulltext"""
-    params |= {
-        "dense_weight": spec.fusion.dense_weight,
-        "fulltext_weight": spec.fusion.fulltext_weight,
-        "rrf_k": spec.fusion.rrf_k,
-    }
+    params |= {"dense_share": spec.fusion.dense_share, "rrf_k": spec.fusion.rrf_k}
     if spec.fusion.method == "rrf":
-        score = """coalesce(%(dense_weight)s / (%(rrf_k)s + dn.rank), 0)
-                   + coalesce(%(fulltext_weight)s / (%(rrf_k)s + ft.rank), 0)"""
+        score = """share.dense * coalesce(1.0 / (%(rrf_k)s + dn.rank), 0)
+                   + (1 - share.dense) * coalesce(1.0 / (%(rrf_k)s + ft.rank), 0)"""
     else:
         # Min-max normalised within each branch's candidates; a passage one branch did not
         # return gets 0 from it. With a single candidate, that candidate is the best: 1.
-        score = """(%(dense_weight)s * coalesce(
+        score = """share.dense * coalesce(
                         (dn.similarity - dn.low) / nullif(dn.high - dn.low, 0),
                         CASE WHEN dn.id IS NULL THEN 0 ELSE 1 END)
-                    + %(fulltext_weight)s * coalesce(
+                   + (1 - share.dense) * coalesce(
                         (ft.bm25 - ft.low) / nullif(ft.high - ft.low, 0),
-                        CASE WHEN ft.id IS NULL THEN 0 ELSE 1 END))
-                   / (%(dense_weight)s + %(fulltext_weight)s)"""
+                        CASE WHEN ft.id IS NULL THEN 0 ELSE 1 END)"""
+    if spec.fusion.by_collection:
+        # The passage's collection's share where a manager set one, else the default.
+        share = """CROSS JOIN LATERAL (
+                       SELECT coalesce(c.fusion_dense_weight, %(dense_share)s) AS dense
+                       FROM documents_document d
+                       JOIN documents_collection c ON c.id = d.collection_id
+                       WHERE d.id = coalesce(dn.document_id, ft.document_id)) share"""
+    else:
+        share = "CROSS JOIN (SELECT %(dense_share)s::float8 AS dense) share"
     return f"""SELECT coalesce(dn.id, ft.id) AS id, coalesce(dn.document_id, ft.document_id)
                       AS document_id, dn.rank AS dense_rank, ft.rank AS fulltext_rank,
                       dn.similarity, ft.bm25, {score} AS score
-               FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id"""
+               FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id
+               {share}"""
 
 
 def expansion_terms_build(*, chunk_ids: list[int], text: str, fts_config: str, n: int):

@@ -27,10 +27,20 @@ class Filters:
 
 @dataclass(frozen=True)
 class Fusion:
+    """How hybrid search fuses its two rankings. The vector ranking's share is
+    dense_weight / (dense_weight + fulltext_weight), or with `by_collection` each passage's
+    collection's own share where a manager set one."""
+
     method: str  # "rrf" or "convex"
     rrf_k: int
     dense_weight: float
     fulltext_weight: float
+    by_collection: bool = False
+
+    @property
+    def dense_share(self) -> float:
+        total = self.dense_weight + self.fulltext_weight
+        return self.dense_weight / total if total > 0 else 0.5
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,9 @@ def evaluate(*args):
 def test_json_output_is_one_object_with_the_documented_keys(dataset, mode):
     out = evaluate(str(dataset), "--collection", "mini", "--mode", mode, "--json")
     result = json.loads(out)
+    fused = {"fusion"} if mode == "hybrid" else set()
     assert set(result) == {
-        "dataset", "mode", "queries", "ndcg@10", "recall@100", "mrr@10", "latency_ms",
+        "dataset", "mode", "queries", "ndcg@10", "recall@100", "mrr@10", "latency_ms", *fused,
     }  # fmt: skip
     assert (result["dataset"], result["mode"], result["queries"]) == (dataset.name, mode, 3)
     assert set(result["latency_ms"]) == {"p50", "p95"}
@@ -76,6 +77,32 @@ def test_metrics_are_trec_evals_for_a_known_ranking(dataset):
     assert result["ndcg@10"] == pytest.approx((1 + 1 + q3_ndcg) / 3, abs=1e-4)
     assert result["recall@100"] == pytest.approx((1 + 1 + 0.5) / 3, abs=1e-4)
     assert result["mrr@10"] == pytest.approx(1.0)
+
+
+def test_hybrid_reports_the_vector_share_it_used_and_where_it_came_from(dataset):
+    """The default share until a manager sets one (a calibrated share is reported beside it,
+    not used); --share for one run over both."""
+    from documents.models import Collection
+
+    def fusion(*extra):
+        args = (str(dataset), "--collection", "mini", "--mode", "hybrid", "--json", *extra)
+        return json.loads(evaluate(*args))["fusion"]
+
+    default = {"method": "convex", "dense_share": 0.5, "source": "default"}
+    assert fusion() == default | {"calibrated_share": None}
+    Collection.objects.filter(name="mini").update(calibrated_dense_weight=0.7)
+    assert fusion() == default | {"calibrated_share": 0.7}
+    Collection.objects.filter(name="mini").update(fusion_dense_weight=0.2)
+    assert fusion() == default | {
+        "dense_share": 0.2,
+        "source": "set by hand",
+        "calibrated_share": 0.7,
+    }
+    assert fusion("--share", "0.9") == default | {
+        "dense_share": 0.9, "source": "this run", "calibrated_share": 0.7,
+    }  # fmt: skip
+    with pytest.raises(CommandError, match="--share must be between 0 and 1"):
+        fusion("--share", "1.5")
 
 
 def test_text_output_and_refusals(dataset, tmp_path_factory):

@@ -49,15 +49,16 @@ def _ranks(user, mode):
 
 
 def test_reciprocal_rank_fusion_adds_each_rankings_weighted_reciprocal_rank(handbook, boss):
+    """Weights 1 and 0.5 are shares 2/3 and 1/3."""
     dense, fulltext = _ranks(boss, "dense"), _ranks(boss, "fulltext")
     fusion = Fusion(method="rrf", rrf_k=10, dense_weight=1.0, fulltext_weight=0.5)
     fused = passages_search(user=boss, query=LEAVE_QUESTION, k=50, fusion=fusion).passages
 
     assert {p.chunk_id for p in fused} == set(dense) | set(fulltext)
     for passage in fused:
-        expected = 1 / (10 + list(dense).index(passage.chunk_id) + 1)
+        expected = (2 / 3) / (10 + list(dense).index(passage.chunk_id) + 1)
         if passage.chunk_id in fulltext:
-            expected += 0.5 / (10 + list(fulltext).index(passage.chunk_id) + 1)
+            expected += (1 / 3) / (10 + list(fulltext).index(passage.chunk_id) + 1)
         assert passage.score == pytest.approx(expected)
     assert [p.score for p in fused] == sorted((p.score for p in fused), reverse=True)
 

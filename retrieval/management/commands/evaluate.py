@@ -23,10 +23,18 @@ class Command(BaseCommand):
         parser.add_argument("--k", type=int, default=100, help="Documents ranked per query.")
         parser.add_argument("--limit", type=int, help="Only the first N judged queries.")
         parser.add_argument(
+            "--share",
+            type=float,
+            help="Vector share of hybrid fusion for this run, 0 to 1 (default: the "
+            "collection's, set by hand or calibrated).",
+        )
+        parser.add_argument(
             "--json", action="store_true", dest="as_json", help="Print one JSON object."
         )
 
-    def handle(self, *args, directory, collection, mode, k, limit, as_json, **options):
+    def handle(self, *args, directory, collection, mode, k, limit, share, as_json, **options):
+        if share is not None and not 0 <= share <= 1:
+            raise CommandError(f"--share must be between 0 and 1, got {share}.")
         try:
             target = Collection.objects.get(name=collection)
         except Collection.DoesNotExist:
@@ -43,6 +51,7 @@ class Command(BaseCommand):
                     mode=mode,
                     k=k,
                     limit=limit,
+                    share=share,
                     progress=lambda done: bar.update(1),
                 )
             except (EvaluationError, SearchError) as exc:
@@ -57,3 +66,9 @@ class Command(BaseCommand):
             f"  MRR@10     {result.mrr_at_10:.4f}\n"
             f"  latency    p50 {result.latency_p50_ms:.1f} ms, p95 {result.latency_p95_ms:.1f} ms"
         )
+        if result.fusion:
+            fusion = result.fusion
+            self.stdout.write(
+                f"  fusion     {fusion['method']}, vector share {fusion['dense_share']:.2f} "
+                f"({fusion['source']}); calibrated share {fusion['calibrated_share']}"
+            )
