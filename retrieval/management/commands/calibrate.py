@@ -27,7 +27,9 @@ class Command(BaseCommand):
         for target in chosen:
             calibration = collection_calibrate(target)
             if calibration is None:
-                self.stdout.write(f"{target.name}: too few passages to calibrate; unchanged.")
+                self.stdout.write(
+                    f"{target.name}: too few documents of several passages to calibrate; unchanged."
+                )
                 continue
             shares = "  ".join(f"{share} {mrr:.3f}" for share, mrr in calibration.mrr.items())
             self.stdout.write(
