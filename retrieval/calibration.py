@@ -122,7 +122,7 @@ def _reciprocal_rank(query: PseudoQuery, collection: Collection, share: float) -
 
 def collection_calibrate(collection: Collection) -> Calibration | None:
     """Measure and store the collection's vector share; None (and nothing stored) when it
-    gives too few pseudo-queries to measure."""
+    gives too few pseudo-queries to measure, or none of them finds its document."""
     passages = list(
         Chunk.objects.filter(document__collection=collection).values_list("pk", "document_id")
     )
@@ -133,6 +133,9 @@ def collection_calibrate(collection: Collection) -> Calibration | None:
         share: sum(_reciprocal_rank(query, collection, share) for query in queries) / len(queries)
         for share in SHARES
     }
+    if not any(mrr.values()):
+        # Nothing found at any share (an owner who may no longer read, say): no measurement.
+        return None
     # The share nearest to an even split among those within TOLERANCE of the best.
     top = max(mrr.values())
     best = min(

@@ -143,6 +143,16 @@ def test_calibration_leaves_a_collection_it_cannot_measure_unchanged(db, monkeyp
     assert collection.calibrated_dense_weight is None and collection.calibration == {}
 
 
+def test_calibration_stores_nothing_when_no_pseudo_query_finds_its_document(topics):
+    """An owner who was deactivated reads nothing: every share scores 0, which measures
+    nothing, so nothing is stored."""
+    type(topics.owner).objects.filter(pk=topics.owner_id).update(is_active=False)
+    topics.refresh_from_db()
+    assert collection_calibrate(topics) is None
+    topics.refresh_from_db()
+    assert topics.calibrated_dense_weight is None and topics.calibration == {}
+
+
 QUERY = "who approves invoices and how fast"
 
 
