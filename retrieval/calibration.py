@@ -32,13 +32,12 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from documents.models import Chunk, Collection, Document
-from retrieval.selectors import ranking
-from retrieval.types import HYBRID, Filters, Fusion
+from retrieval.selectors import fusion_default, ranking
+from retrieval.types import HYBRID, Filters
 
 # Pseudo-queries per calibration; fewer passages than this give fewer.
 PSEUDO_QUERIES = 200
@@ -99,12 +98,6 @@ def pseudo_queries(collection: Collection, passages: list[tuple[int, int]]) -> l
 
 
 def _reciprocal_rank(query: PseudoQuery, collection: Collection, share: float) -> float:
-    fusion = Fusion(
-        method=settings.SEARCH_FUSION,
-        rrf_k=settings.SEARCH_RRF_K,
-        dense_weight=share,
-        fulltext_weight=1 - share,
-    )
     # As the owner, who reads the whole collection: calibration sees what search sees.
     passages = ranking(
         user=collection.owner,
@@ -112,7 +105,7 @@ def _reciprocal_rank(query: PseudoQuery, collection: Collection, share: float) -
         k=DEPTH * 3,
         mode=HYBRID,
         filters=Filters(collections=(collection.pk,)),
-        fusion=fusion,
+        fusion=fusion_default().at_share(share),
         collapse=False,
     )
     documents = [p.document_id for p in passages if p.chunk_id != query.passage]

@@ -101,9 +101,7 @@ def collection_evaluate(
     external = dict(Document.objects.filter(collection=collection).values_list("pk", "external_id"))
     if not external:
         raise EvaluationError(f"Collection {collection.name!r} has no documents.")
-    fusion = fusion_default()
-    if share is not None:
-        fusion = Fusion(fusion.method, fusion.rrf_k, share, 1 - share)
+    fusion = fusion_default() if share is None else fusion_default().at_share(share)
     run: dict[str, dict[str, float]] = {}
     latencies = []
     for done, (qid, text) in enumerate(queries.items(), start=1):

@@ -3,7 +3,7 @@ and the passages it returns."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 DENSE, FULLTEXT, HYBRID = "dense", "fulltext", "hybrid"
@@ -41,6 +41,10 @@ class Fusion:
     def dense_share(self) -> float:
         total = self.dense_weight + self.fulltext_weight
         return self.dense_weight / total if total > 0 else 0.5
+
+    def at_share(self, share: float) -> Fusion:
+        """The same fusion with this vector share for every passage, whatever its collection."""
+        return replace(self, dense_weight=share, fulltext_weight=1 - share, by_collection=False)
 
 
 @dataclass(frozen=True)

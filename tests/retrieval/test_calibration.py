@@ -18,7 +18,7 @@ from retrieval.calibration import (
 )
 from retrieval.selectors import fusion_default, ranking
 from retrieval.tasks import collections_calibrate
-from retrieval.types import DENSE, FULLTEXT, HYBRID, Filters, Fusion
+from retrieval.types import DENSE, FULLTEXT, HYBRID, Filters
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
 from tests.handbook import ingest
@@ -158,9 +158,7 @@ QUERY = "who approves invoices and how fast"
 
 def _ranked(collection, *, mode: str = HYBRID, share: float | None = None) -> list[int]:
     """The collection's passages for QUERY: by the collection's share (None) or this one."""
-    fusion = fusion_default()
-    if share is not None:
-        fusion = Fusion(fusion.method, fusion.rrf_k, share, 1 - share)
+    fusion = fusion_default() if share is None else fusion_default().at_share(share)
     passages = ranking(
         user=collection.owner,
         query=QUERY,
