@@ -356,11 +356,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "PRODRAG_SEARCH_FUSION",
-        "convex",
-        "How hybrid search fuses its vector and full-text rankings: `convex` (weighted mean of "
-        "min-max normalised scores) or `rrf` (reciprocal-rank fusion). docs/benchmarks.md has "
-        "the evidence behind the default.",
-        parse_choice("rrf", "convex"),
+        "adaptive",
+        "How hybrid search fuses its vector and full-text rankings: `adaptive` (weighted mean "
+        "of min-max normalised scores, with each query's vector share set by how far each "
+        "ranking's best passages stand out and full text's part scaled by how much of the "
+        "query its best passage covers), `convex` (the same mean with fixed shares) or `rrf` "
+        "(reciprocal-rank fusion). docs/benchmarks.md has the evidence behind the default.",
+        parse_choice("adaptive", "convex", "rrf"),
     ),
     Setting(
         "PRODRAG_SEARCH_RRF_K",
@@ -371,15 +373,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRODRAG_SEARCH_DENSE_WEIGHT",
         1.0,
-        "Weight of the vector ranking in fusion (both methods) where a collection has neither "
-        "a share set by hand nor a calibrated one: its share is this weight over the sum of "
-        "both.",
+        "Weight of the vector ranking in `convex` and `rrf` fusion where a collection has no "
+        "share set by a manager: its share is this weight over the sum of both. `adaptive` "
+        "fusion sets the share per query instead.",
         parse_float,
     ),
     Setting(
         "PRODRAG_SEARCH_FULLTEXT_WEIGHT",
         1.0,
-        "Weight of the full-text ranking in fusion (both methods), as the vector weight.",
+        "Weight of the full-text ranking in `convex` and `rrf` fusion, as the vector weight.",
         parse_float,
     ),
     Setting(

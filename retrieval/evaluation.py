@@ -31,8 +31,8 @@ class Evaluation:
     mrr_at_10: float
     latency_p50_ms: float
     latency_p95_ms: float
-    # Hybrid modes: the fusion method, the vector share and where it came from; the
-    # collection's calibrated share (a measurement, not applied by itself) beside it.
+    # Hybrid modes: the fusion method, the vector share (None: each query's own) and where it
+    # came from; the collection's calibrated share (a measurement, not applied) beside it.
     fusion: dict | None = None
 
     def as_json(self) -> dict:
@@ -152,6 +152,8 @@ def _fusion_used(collection: Collection, fusion: Fusion, share: float | None) ->
         source = "this run"
     elif collection.fusion_dense_weight is not None:
         share, source = collection.fusion_dense_weight, "set by hand"
+    elif fusion.per_query:
+        source = "each query's own"
     else:
         share, source = fusion.dense_share, "default"
     return {

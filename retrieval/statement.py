@@ -46,6 +46,15 @@ Shape of the statement (its CTEs):
 - `dense` / `fulltext`: each branch's candidates with their rank; `fused`: their union (FULL
   JOIN on chunk id) scored by reciprocal-rank fusion or by a convex combination of min-max
   normalised scores; `top`: the best k, optionally one passage per document.
+- `peaks` (adaptive fusion, the default): the query's own vector share and full text's
+  coverage of the query, from the two rankings. The share is each ranking's *peak* (how far
+  its top PEAK_TOP stand out: the score's drop from rank 1 to rank PEAK_TOP over its drop to
+  the last candidate) over the sum of both peaks: a ranking whose best passages stand out
+  from the rest is trusted more, one whose scores fall off evenly less. Full text's part is
+  scaled by its *coverage*: its best passage's BM25 over that of an average passage holding
+  each of the query's lexemes once (at most 1), so that a full-text ranking whose best match
+  holds little of the query (the words of a paraphrase, say) weighs little. Measured on
+  SciFact and on query sets built from it that favour one branch (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -136,6 +145,8 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         ctes += _dense_ctes(spec, params, visible_where)
     if spec.mode in (FULLTEXT, HYBRID):
         ctes += _fulltext_ctes(spec, visible_where)
+    if spec.mode == HYBRID and spec.fusion.method == "adaptive":
+        ctes.append(_peaks_sql())
     ctes.append(f"fused AS ({_fused_sql(spec, params)})")
     partition = "WHERE nth = 1" if spec.collapse else ""
     ctes.append(
@@ -240,7 +251,10 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
                        (SELECT string_agg({quoted}, ' | ') FROM terms))::tsquery AS any_term,
                    ARRAY(SELECT lexeme FROM terms) AS lexemes,
                    (SELECT length::float8 / greatest(passages, 1) FROM retrieval_corpusstat)
-                   AS avgdl)""",
+                   AS avgdl,
+                   -- BM25 of a passage of average length holding each of the query's
+                   -- lexemes once (those some passage has).
+                   (SELECT sum(idf) FROM terms) AS full_match)""",
     ]
 
 
@@ -324,32 +338,62 @@ def _fused_sql(spec: Statement, params: dict) -> str:
         return """SELECT id, document_id, NULL::bigint AS dense_rank, rank AS fulltext_rank,
                          NULL::float8 AS similarity, bm25, bm25 AS score FROM fulltext"""
     params |= {"dense_share": spec.fusion.dense_share, "rrf_k": spec.fusion.rrf_k}
+    dense_norm = """coalesce((dn.similarity - dn.low) / nullif(dn.high - dn.low, 0),
+                              CASE WHEN dn.id IS NULL THEN 0 ELSE 1 END)"""
+    fulltext_norm = """coalesce((ft.bm25 - ft.low) / nullif(ft.high - ft.low, 0),
+                                 CASE WHEN ft.id IS NULL THEN 0 ELSE 1 END)"""
     if spec.fusion.method == "rrf":
         score = """share.dense * coalesce(1.0 / (%(rrf_k)s + dn.rank), 0)
                    + (1 - share.dense) * coalesce(1.0 / (%(rrf_k)s + ft.rank), 0)"""
+    elif spec.fusion.method == "adaptive":
+        # Full text's part scaled by how much of the query its best passage covers.
+        score = f"""share.dense * {dense_norm}
+                    + (1 - share.dense) * (SELECT coverage FROM peaks) * {fulltext_norm}"""
     else:
         # Min-max normalised within each branch's candidates; a passage one branch did not
         # return gets 0 from it. With a single candidate, that candidate is the best: 1.
-        score = """share.dense * coalesce(
-                        (dn.similarity - dn.low) / nullif(dn.high - dn.low, 0),
-                        CASE WHEN dn.id IS NULL THEN 0 ELSE 1 END)
-                   + (1 - share.dense) * coalesce(
-                        (ft.bm25 - ft.low) / nullif(ft.high - ft.low, 0),
-                        CASE WHEN ft.id IS NULL THEN 0 ELSE 1 END)"""
+        score = f"share.dense * {dense_norm} + (1 - share.dense) * {fulltext_norm}"
+    default = "(SELECT dense FROM peaks)" if spec.fusion.per_query else "%(dense_share)s"
     if spec.fusion.by_collection:
         # The passage's collection's share where a manager set one, else the default.
-        share = """CROSS JOIN LATERAL (
-                       SELECT coalesce(c.fusion_dense_weight, %(dense_share)s) AS dense
+        share = f"""CROSS JOIN LATERAL (
+                       SELECT coalesce(c.fusion_dense_weight, {default}) AS dense
                        FROM documents_document d
                        JOIN documents_collection c ON c.id = d.collection_id
                        WHERE d.id = coalesce(dn.document_id, ft.document_id)) share"""
     else:
-        share = "CROSS JOIN (SELECT %(dense_share)s::float8 AS dense) share"
+        share = f"CROSS JOIN (SELECT {default}::float8 AS dense) share"
     return f"""SELECT coalesce(dn.id, ft.id) AS id, coalesce(dn.document_id, ft.document_id)
                       AS document_id, dn.rank AS dense_rank, ft.rank AS fulltext_rank,
                       dn.similarity, ft.bm25, {score} AS score
                FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id
                {share}"""
+
+
+# How far a ranking's best passages stand out: the drop of its score from rank 1 to rank
+# PEAK_TOP as a share of the drop to its last candidate. A ranking of one passage stands out
+# entirely; one of equal scores, not at all.
+PEAK_TOP = 10
+
+
+def _peak_sql(branch: str, column: str) -> str:
+    return f"""(SELECT CASE WHEN count(*) < 2 THEN 1.0 ELSE coalesce(
+                    (max({column}) - min({column}) FILTER (WHERE rank <= {PEAK_TOP}))
+                    / nullif(max({column}) - min({column}), 0), 0) END
+                FROM {branch})"""
+
+
+def _peaks_sql() -> str:
+    """The adaptive fusion's figures of this query: the vector share, each ranking's peak over
+    the sum of both (even when neither stands out), and full text's coverage of the query,
+    its best passage's BM25 over `full_match` (at most 1)."""
+    return f"""peaks AS MATERIALIZED (
+            SELECT CASE WHEN d.peak + f.peak > 0 THEN d.peak / (d.peak + f.peak) ELSE 0.5 END
+                   AS dense,
+                   least(1, coalesce((SELECT max(bm25) FROM fulltext)
+                                     / nullif((SELECT full_match FROM tsq), 0), 0)) AS coverage
+            FROM (SELECT {_peak_sql("dense", "similarity")} AS peak) d,
+                 (SELECT {_peak_sql("fulltext", "bm25")} AS peak) f)"""
 
 
 def expansion_terms_build(*, chunk_ids: list[int], text: str, fts_config: str, n: int):

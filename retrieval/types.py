@@ -27,24 +27,37 @@ class Filters:
 
 @dataclass(frozen=True)
 class Fusion:
-    """How hybrid search fuses its two rankings. The vector ranking's share is
-    dense_weight / (dense_weight + fulltext_weight), or with `by_collection` each passage's
-    collection's own share where a manager set one."""
+    """How hybrid search fuses its two rankings.
 
-    method: str  # "rrf" or "convex"
+    `adaptive` (the default) sets the vector ranking's share per query from the two
+    rankings themselves (retrieval.statement) and scales the full-text side by how much of
+    the query its best passage covers; `convex` and `rrf` give the vector ranking the share
+    dense_weight / (dense_weight + fulltext_weight) for every query. With `by_collection`, a
+    passage whose collection has a share set by a manager gets that share instead; `fixed`
+    (at_share) gives every passage the share of the weights, whatever the method."""
+
+    method: str  # "adaptive", "convex" or "rrf"
     rrf_k: int
     dense_weight: float
     fulltext_weight: float
     by_collection: bool = False
+    fixed: bool = False
 
     @property
     def dense_share(self) -> float:
         total = self.dense_weight + self.fulltext_weight
         return self.dense_weight / total if total > 0 else 0.5
 
+    @property
+    def per_query(self) -> bool:
+        """Whether the share is the adaptive one of each query (where no manager set one)."""
+        return self.method == "adaptive" and not self.fixed
+
     def at_share(self, share: float) -> Fusion:
-        """The same fusion with this vector share for every passage, whatever its collection."""
-        return replace(self, dense_weight=share, fulltext_weight=1 - share, by_collection=False)
+        """The same fusion with this vector share for every passage and query."""
+        return replace(
+            self, dense_weight=share, fulltext_weight=1 - share, by_collection=False, fixed=True
+        )
 
 
 @dataclass(frozen=True)

@@ -80,15 +80,15 @@ def test_metrics_are_trec_evals_for_a_known_ranking(dataset):
 
 
 def test_hybrid_reports_the_vector_share_it_used_and_where_it_came_from(dataset):
-    """The default share until a manager sets one (a calibrated share is reported beside it,
-    not used); --share for one run over both."""
+    """Each query's own share until a manager sets one (a calibrated share is reported beside
+    it, not used); --share for one run over both."""
     from documents.models import Collection
 
     def fusion(*extra):
         args = (str(dataset), "--collection", "mini", "--mode", "hybrid", "--json", *extra)
         return json.loads(evaluate(*args))["fusion"]
 
-    default = {"method": "convex", "dense_share": 0.5, "source": "default"}
+    default = {"method": "adaptive", "dense_share": None, "source": "each query's own"}
     assert fusion() == default | {"calibrated_share": None}
     Collection.objects.filter(name="mini").update(calibrated_dense_weight=0.7)
     assert fusion() == default | {"calibrated_share": 0.7}

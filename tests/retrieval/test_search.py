@@ -2,6 +2,7 @@
 execution paths, full-text statistics, and what the search refuses."""
 
 import json
+import math
 from datetime import timedelta
 from io import StringIO
 
@@ -80,6 +81,77 @@ def test_convex_fusion_averages_min_max_normalised_scores(handbook, boss):
             + normalised(fulltext, passage.chunk_id, lambda p: p.bm25)
         ) / 4
         assert passage.score == pytest.approx(expected, abs=1e-6)
+
+
+def _peak(scores: list[float]) -> float:
+    """How far the best stand out: the drop to rank 10 over the drop to the last."""
+    if len(scores) < 2:
+        return 1.0
+    spread = scores[0] - scores[-1]
+    return (scores[0] - scores[min(10, len(scores)) - 1]) / spread if spread else 0.0
+
+
+def _full_match(query: str, fts_config: str) -> float:
+    """BM25 of an average passage holding each lexeme of the query once: the sum of the IDFs
+    of those some passage holds."""
+    counts = dict(LexemeStat.objects.filter(passages__gt=0).values_list("lexeme", "passages"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))", [fts_config, query]
+        )
+        lexemes = [lexeme for lexeme in cursor.fetchone()[0] if lexeme in counts]
+    passages = CorpusStat.objects.get().passages
+    return sum(
+        math.log(1 + (passages - counts[lexeme] + 0.5) / (counts[lexeme] + 0.5))
+        for lexeme in lexemes
+    )
+
+
+@pytest.mark.parametrize("query", [LEAVE_QUESTION, "annual leave carryover rulez"])
+def test_adaptive_fusion_sets_the_share_per_query_and_scales_full_text_by_its_coverage(
+    handbook, boss, settings, query
+):
+    """The default fusion: the vector share is the vector ranking's peak over the sum of both
+    rankings' peaks; full text's normalised score is scaled by its best passage's BM25 over
+    that of an average passage holding the query's lexemes once (at most 1); a word no
+    passage holds ("rulez") counts for neither."""
+    assert settings.SEARCH_FUSION == "adaptive"
+    dense = passages_search(user=boss, query=query, k=50, mode="dense").passages
+    fulltext = passages_search(user=boss, query=query, k=50, mode="fulltext").passages
+    fused = passages_search(user=boss, query=query, k=50).passages
+    similarities = [p.similarity for p in dense]
+    bm25 = [p.bm25 for p in fulltext]
+    share = _peak(similarities) / (_peak(similarities) + _peak(bm25))
+    coverage = min(1.0, bm25[0] / _full_match(query, settings.FTS_CONFIG))
+    assert 0 < share < 1 and 0 < coverage <= 1
+
+    def normalised(scores, value):
+        return 0.0 if value is None else (value - min(scores)) / (max(scores) - min(scores))
+
+    dense_ids, fulltext_ids = {p.chunk_id for p in dense}, {p.chunk_id for p in fulltext}
+    assert {p.chunk_id for p in fused} == dense_ids | fulltext_ids
+    for passage in fused:
+        expected = share * normalised(
+            similarities, passage.similarity if passage.chunk_id in dense_ids else None
+        ) + (1 - share) * coverage * normalised(bm25, passage.bm25)
+        assert passage.score == pytest.approx(expected, abs=1e-6)
+
+
+def test_adaptive_fusion_follows_full_text_where_one_passage_holds_a_rare_identifier(
+    handbook, boss
+):
+    """A query of an identifier that one passage holds: full text finds that passage alone,
+    which stands out entirely, and hybrid search ranks it first, whatever vectors make of the
+    identifier."""
+    ingest(
+        handbook[next(iter(handbook))].collection,
+        "asset.md",
+        "# Asset register\n\nThe projector in room 4 is asset QX-7731-B, insured until 2031.",
+    )
+    query = "QX-7731-B"
+    fulltext = passages_search(user=boss, query=query, k=5, mode="fulltext").passages
+    assert [p.source for p in fulltext] == ["asset.md"]
+    assert passages_search(user=boss, query=query, k=5).passages[0].source == "asset.md"
 
 
 def test_a_zero_weight_leaves_the_other_rankings_order(handbook, boss):

@@ -68,7 +68,9 @@ class Command(BaseCommand):
         )
         if result.fusion:
             fusion = result.fusion
+            share = fusion["dense_share"]
+            share = "per query" if share is None else f"{share:.2f}"
             self.stdout.write(
-                f"  fusion     {fusion['method']}, vector share {fusion['dense_share']:.2f} "
-                f"({fusion['source']}); calibrated share {fusion['calibrated_share']}"
+                f"  fusion     {fusion['method']}, vector share {share} ({fusion['source']}); "
+                f"calibrated share {fusion['calibrated_share']}"
             )
