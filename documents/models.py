@@ -91,8 +91,8 @@ class Collection(ReadACL):
         verbose_name="vector share of hybrid search",
         help_text="How much hybrid search trusts the vector ranking over the full-text ranking "
         "for this collection's passages, from 0 (full text only) to 1 (vectors only). Empty: "
-        "the default (0.5). The calibrated share below is a measurement to weigh, not applied "
-        "by itself.",
+        "each query's own share, from how far each ranking's best passages stand out (the "
+        "default). The calibrated share below is a measurement to weigh, not applied by itself.",
     )
     calibrated_dense_weight = models.FloatField(null=True, editable=False)
     calibration = models.JSONField(default=dict, editable=False)

@@ -104,6 +104,7 @@ def collection_evaluate(
     fusion = fusion_default() if share is None else fusion_default().at_share(share)
     run: dict[str, dict[str, float]] = {}
     latencies = []
+    shares = []  # the vector share each query's best passage was fused with
     for done, (qid, text) in enumerate(queries.items(), start=1):
         started = time.monotonic()
         result = passages_search(
@@ -116,6 +117,8 @@ def collection_evaluate(
             collapse=True,
         )
         latencies.append((time.monotonic() - started) * 1000)
+        if result.passages and result.passages[0].dense_share is not None:
+            shares.append(result.passages[0].dense_share)
         # Scores by rank, not the fused score: trec_eval breaks score ties by document id,
         # which would reorder passages whose fused scores happen to be equal.
         run[qid] = {
@@ -143,11 +146,15 @@ def collection_evaluate(
         mrr_at_10=mean(reciprocal, "recip_rank"),
         latency_p50_ms=statistics.median(latencies),
         latency_p95_ms=percentiles[94],
-        fusion=None if mode in (DENSE, FULLTEXT) else _fusion_used(collection, fusion, share),
+        fusion=None
+        if mode in (DENSE, FULLTEXT)
+        else _fusion_used(collection, fusion, share, shares),
     )
 
 
-def _fusion_used(collection: Collection, fusion: Fusion, share: float | None) -> dict:
+def _fusion_used(
+    collection: Collection, fusion: Fusion, share: float | None, used: list[float]
+) -> dict:
     if share is not None:
         source = "this run"
     elif collection.fusion_dense_weight is not None:
@@ -161,4 +168,13 @@ def _fusion_used(collection: Collection, fusion: Fusion, share: float | None) ->
         "dense_share": share,
         "source": source,
         "calibrated_share": collection.calibrated_dense_weight,
+        # The shares the queries' best passages were fused with: 10th, 50th, 90th percentile.
+        "shares_used": _deciles(used),
     }
+
+
+def _deciles(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    cuts = statistics.quantiles(values, n=10, method="inclusive") if len(values) > 1 else values * 9
+    return {"p10": round(cuts[0], 3), "p50": round(cuts[4], 3), "p90": round(cuts[8], 3)}

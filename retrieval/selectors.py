@@ -253,6 +253,8 @@ def _statement_run(spec: Statement) -> list[Passage]:
             char_start=row[18],
             char_end=row[19],
             text=row[20],
+            dense_share=row[21],
+            fulltext_coverage=row[22],
         )
         for row in rows
     ]
@@ -287,7 +289,11 @@ def _rankings_fuse(
         for passage in fused:
             best.setdefault(passage.document_id, passage)
         fused = list(best.values())
-    return [dataclasses.replace(p, score=scores[p.chunk_id]) for p in fused[:k]]
+    # Scored by reciprocal rank over the rankings, not by one fusion's share and coverage.
+    return [
+        dataclasses.replace(p, score=scores[p.chunk_id], dense_share=None, fulltext_coverage=None)
+        for p in fused[:k]
+    ]
 
 
 def _query_vector(text: str) -> str:

@@ -175,7 +175,8 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         SELECT top.id, top.score, top.dense_rank, top.fulltext_rank, {similarity}, top.bm25,
                ch.document_id, d.title, d.source, d.content_type, d.collection_id,
                co.name, ch.version_id, v.number, ch.ordinal, ch.heading_path, ch.page_start,
-               ch.page_end, ch.char_start, ch.char_end, ch.text
+               ch.page_end, ch.char_start, ch.char_end, ch.text, top.dense_share,
+               top.fulltext_coverage
         FROM top
         JOIN documents_chunk ch ON ch.id = top.id
         JOIN documents_document d ON d.id = ch.document_id
@@ -333,10 +334,14 @@ def _fulltext_ctes(spec: Statement, visible_where: str) -> list[str]:
 def _fused_sql(spec: Statement, params: dict) -> str:
     if spec.mode == DENSE:
         return """SELECT id, document_id, rank AS dense_rank, NULL::bigint AS fulltext_rank,
-                         similarity, NULL::float8 AS bm25, similarity AS score FROM dense"""
+                         similarity, NULL::float8 AS bm25, similarity AS score,
+                         NULL::float8 AS dense_share, NULL::float8 AS fulltext_coverage
+                  FROM dense"""
     if spec.mode == FULLTEXT:
         return """SELECT id, document_id, NULL::bigint AS dense_rank, rank AS fulltext_rank,
-                         NULL::float8 AS similarity, bm25, bm25 AS score FROM fulltext"""
+                         NULL::float8 AS similarity, bm25, bm25 AS score,
+                         NULL::float8 AS dense_share, NULL::float8 AS fulltext_coverage
+                  FROM fulltext"""
     params |= {"dense_share": spec.fusion.dense_share, "rrf_k": spec.fusion.rrf_k}
     dense_norm = """coalesce((dn.similarity - dn.low) / nullif(dn.high - dn.low, 0),
                               CASE WHEN dn.id IS NULL THEN 0 ELSE 1 END)"""
@@ -363,9 +368,11 @@ def _fused_sql(spec: Statement, params: dict) -> str:
                        WHERE d.id = coalesce(dn.document_id, ft.document_id)) share"""
     else:
         share = f"CROSS JOIN (SELECT {default}::float8 AS dense) share"
+    coverage = "(SELECT coverage FROM peaks)" if spec.fusion.method == "adaptive" else "NULL"
     return f"""SELECT coalesce(dn.id, ft.id) AS id, coalesce(dn.document_id, ft.document_id)
                       AS document_id, dn.rank AS dense_rank, ft.rank AS fulltext_rank,
-                      dn.similarity, ft.bm25, {score} AS score
+                      dn.similarity, ft.bm25, {score} AS score, share.dense AS dense_share,
+                      {coverage}::float8 AS fulltext_coverage
                FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id
                {share}"""
 

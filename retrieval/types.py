@@ -83,6 +83,10 @@ class Passage:
     char_start: int | None
     char_end: int | None
     text: str
+    # Hybrid fusion: the vector share its score was fused with, and (adaptive fusion) full
+    # text's coverage of the query that scaled the full-text part; None otherwise.
+    dense_share: float | None = None
+    fulltext_coverage: float | None = None
 
 
 @dataclass

@@ -67,6 +67,16 @@ class PassageSerializer(serializers.Serializer):
     bm25 = serializers.FloatField(allow_null=True)
     dense_rank = serializers.IntegerField(allow_null=True)
     fulltext_rank = serializers.IntegerField(allow_null=True)
+    dense_share = serializers.FloatField(
+        allow_null=True,
+        help_text="Hybrid modes: the vector ranking's share in this passage's fused score "
+        "(each query's own, or its collection's where a manager set one).",
+    )
+    fulltext_coverage = serializers.FloatField(
+        allow_null=True,
+        help_text="Adaptive fusion: how much of the query full text's best passage holds (0 to "
+        "1), which scales the full-text part of the score.",
+    )
 
 
 class SearchResponseSerializer(serializers.Serializer):

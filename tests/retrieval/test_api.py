@@ -41,6 +41,16 @@ def test_a_passage_carries_what_a_citation_needs(people):
     assert "27 days" in best["text"] and best["score"] > 0
 
 
+def test_a_hybrid_passage_says_how_its_score_was_fused(people):
+    """The vector share and full text's coverage of the query; neither in a single mode."""
+    client = api_client(people["member"])
+    hybrid = client.post(URL, QUESTION, format="json").json()["passages"]
+    assert all(0 < p["dense_share"] < 1 and 0 < p["fulltext_coverage"] <= 1 for p in hybrid)
+    assert len({p["dense_share"] for p in hybrid}) == 1  # one query, one collection
+    dense = client.post(URL, QUESTION | {"mode": "dense"}, format="json").json()["passages"]
+    assert dense and all(p["dense_share"] is p["fulltext_coverage"] is None for p in dense)
+
+
 def test_filters_narrow_the_search(people):
     client = api_client(people["superuser"])
     only_board = {**QUESTION, "filters": {"collections": [people["board"].pk]}}

@@ -86,7 +86,12 @@ def test_hybrid_reports_the_vector_share_it_used_and_where_it_came_from(dataset)
 
     def fusion(*extra):
         args = (str(dataset), "--collection", "mini", "--mode", "hybrid", "--json", *extra)
-        return json.loads(evaluate(*args))["fusion"]
+        used = json.loads(evaluate(*args))["fusion"]
+        shares = used.pop("shares_used")
+        assert shares["p10"] <= shares["p50"] <= shares["p90"]
+        if used["dense_share"] is not None:  # a fixed share is every query's
+            assert shares == dict.fromkeys(("p10", "p50", "p90"), used["dense_share"])
+        return used
 
     default = {"method": "adaptive", "dense_share": None, "source": "each query's own"}
     assert fusion() == default | {"calibrated_share": None}
@@ -108,6 +113,8 @@ def test_hybrid_reports_the_vector_share_it_used_and_where_it_came_from(dataset)
 def test_text_output_and_refusals(dataset, tmp_path_factory):
     out = evaluate(str(dataset), "--collection", "mini", "--mode", "hybrid", "--limit", "2")
     assert f"{dataset.name} (2 queries), mode hybrid:" in out and "nDCG@10" in out
+    assert "fusion     adaptive, vector share per query (each query's own)" in out
+    assert "shares used by the queries' best passages: median 0." in out
     with pytest.raises(CommandError, match="No collection named 'nope'"):
         evaluate(str(dataset), "--collection", "nope")
     empty = tmp_path_factory.mktemp("empty")

@@ -135,6 +135,8 @@ def test_adaptive_fusion_sets_the_share_per_query_and_scales_full_text_by_its_co
             similarities, passage.similarity if passage.chunk_id in dense_ids else None
         ) + (1 - share) * coverage * normalised(bm25, passage.bm25)
         assert passage.score == pytest.approx(expected, abs=1e-6)
+        assert passage.dense_share == pytest.approx(share)
+        assert passage.fulltext_coverage == pytest.approx(coverage)
 
 
 def test_adaptive_fusion_follows_full_text_where_one_passage_holds_a_rare_identifier(

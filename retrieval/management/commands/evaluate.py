@@ -74,3 +74,8 @@ class Command(BaseCommand):
                 f"  fusion     {fusion['method']}, vector share {share} ({fusion['source']}); "
                 f"calibrated share {fusion['calibrated_share']}"
             )
+            if used := fusion["shares_used"]:
+                self.stdout.write(
+                    f"  shares used by the queries' best passages: median {used['p50']}, "
+                    f"10th to 90th percentile {used['p10']} to {used['p90']}"
+                )
