@@ -139,8 +139,11 @@ class CollectionAdmin(AuthorityAdmin):
         return (
             f"{obj.calibrated_dense_weight:.1f}, measured {calibration['at'][:16]} on "
             f"{calibration['pseudo_queries']} pseudo-queries from its "
-            f"{calibration['passages']} passages (manage.py calibrate). A measurement without "
-            "labels, not applied by itself: set the vector share above to use it."
+            f"{calibration['passages']} passages (manage.py calibrate); MRR@10 there "
+            f"{calibration['mrr'][f'{obj.calibrated_dense_weight:.1f}']}, against "
+            f"{calibration.get('default_mrr', 'not measured')} for each query's own share (the "
+            "default). A measurement without labels, not applied by itself: set the vector "
+            "share above to use it."
         )
 
     def _may_change(self, user, obj) -> bool:

@@ -6,9 +6,10 @@ where one is much weaker. No collection comes with labelled queries, so the coll
 labels its own: pseudo-queries made from a sample of its passages, each answered by the
 document it came from. Hybrid search runs them at each vector share from 0 to 1, and the
 share whose rankings put the source documents highest (mean reciprocal rank of the top 10)
-is stored and shown as the collection's calibrated share. Search does not apply it by
-itself: a manager sets the collection's share (admin) after weighing it, for example with
-`manage.py evaluate --share` on labelled queries of their own.
+is stored and shown as the collection's calibrated share, beside the MRR@10 of the default
+fusion (adaptive: each query's own share) on the same pseudo-queries. Search does not apply
+it by itself: a manager sets the collection's share (admin) after weighing it, for example
+with `manage.py evaluate --share` on labelled queries of their own.
 
 A pseudo-query is the first words of one sentence of a passage, written as a question would
 be. Its source passage does not count: the document must be found through its other
@@ -27,6 +28,7 @@ the same collection gives the same pseudo-queries each time it is calibrated.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from collections import Counter
@@ -37,7 +39,7 @@ from django.utils import timezone
 
 from documents.models import Chunk, Collection, Document
 from retrieval.selectors import fusion_default, ranking
-from retrieval.types import HYBRID, Filters
+from retrieval.types import HYBRID, Filters, Fusion
 
 # Pseudo-queries per calibration; fewer passages than this give fewer.
 PSEUDO_QUERIES = 200
@@ -78,6 +80,9 @@ class Calibration:
     # Vector share -> mean reciprocal rank of the source documents at that share.
     mrr: dict[str, float]
     at: str
+    # The same for the default fusion as search runs it where no share is set (for adaptive
+    # fusion, each query's own share).
+    default_mrr: float | None = None
 
 
 def pseudo_query(text: str, rng: random.Random) -> str:
@@ -97,7 +102,7 @@ def pseudo_queries(collection: Collection, passages: list[tuple[int, int]]) -> l
     return [PseudoQuery(pseudo_query(text, rng), pk, sample[pk]) for pk, text in texts]
 
 
-def _reciprocal_rank(query: PseudoQuery, collection: Collection, share: float) -> float:
+def _reciprocal_rank(query: PseudoQuery, collection: Collection, fusion: Fusion) -> float:
     # As the owner, who reads the whole collection: calibration sees what search sees.
     passages = ranking(
         user=collection.owner,
@@ -105,7 +110,7 @@ def _reciprocal_rank(query: PseudoQuery, collection: Collection, share: float) -
         k=DEPTH * 3,
         mode=HYBRID,
         filters=Filters(collections=(collection.pk,)),
-        fusion=fusion_default().at_share(share),
+        fusion=fusion,
         collapse=False,
     )
     documents = [p.document_id for p in passages if p.chunk_id != query.passage]
@@ -122,10 +127,11 @@ def collection_calibrate(collection: Collection) -> Calibration | None:
     queries = pseudo_queries(collection, passages)
     if len(queries) < MIN_QUERIES:
         return None
-    mrr = {
-        share: sum(_reciprocal_rank(query, collection, share) for query in queries) / len(queries)
-        for share in SHARES
-    }
+
+    def mean(fusion: Fusion) -> float:
+        return sum(_reciprocal_rank(query, collection, fusion) for query in queries) / len(queries)
+
+    mrr = {share: mean(fusion_default().at_share(share)) for share in SHARES}
     if not any(mrr.values()):
         # Nothing found at any share (an owner who may no longer read, say): no measurement.
         return None
@@ -142,6 +148,8 @@ def collection_calibrate(collection: Collection) -> Calibration | None:
         documents=collection.documents.filter(status=Document.Status.READY).count(),
         mrr={f"{share:.1f}": round(value, 4) for share, value in mrr.items()},
         at=timezone.now().isoformat(),
+        # Whatever share a manager set: the default is what an empty share gives.
+        default_mrr=round(mean(dataclasses.replace(fusion_default(), by_collection=False)), 4),
     )
     Collection.objects.filter(pk=collection.pk).update(
         calibrated_dense_weight=best, calibration=asdict(calibration)

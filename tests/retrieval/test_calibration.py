@@ -7,6 +7,7 @@ from collections import Counter
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from documents.models import Chunk
 from retrieval import calibration
@@ -129,6 +130,25 @@ def test_calibration_measures_every_share_on_the_collection_and_stores_its_choic
     assert topics.calibration["pseudo_queries"] == sum(n for n in per_document.values() if n > 1)
     assert topics.calibration["pseudo_queries"] >= 20
     assert topics.calibration["documents"] == 12
+    # The default fusion (each query's own share) on the same pseudo-queries, beside them.
+    assert 0 < topics.calibration["default_mrr"] <= 1
+
+
+def test_the_admin_shows_the_calibration_beside_the_default(topics, client):
+    """The collection's change page: the calibrated share, its MRR@10 and the default's."""
+    collection_calibrate(topics)
+    topics.refresh_from_db()
+    client.force_login(UserFactory(is_superuser=True, is_staff=True))
+    page = client.get(reverse("admin:documents_collection_change", args=[topics.pk]))
+    share = f"{topics.calibrated_dense_weight:.1f}"
+    assert (
+        f"{share}, measured {topics.calibration['at'][:16]} on "
+        f"{topics.calibration['pseudo_queries']} pseudo-queries"
+    ) in page.text
+    assert (
+        f"MRR@10 there {topics.calibration['mrr'][share]}, against "
+        f"{topics.calibration['default_mrr']} for each query&#x27;s own share"
+    ) in page.text
 
 
 def test_calibration_leaves_a_collection_it_cannot_measure_unchanged(db, monkeypatch):
@@ -219,3 +239,4 @@ def test_the_calibrate_command_reports_the_share_and_a_share_set_by_hand(topics,
     assert f"Topics: vector share {topics.calibrated_dense_weight:.1f}" in out
     assert f"{topics.calibration['pseudo_queries']} pseudo-queries" in out
     assert "the share set by hand: 0.3" in out
+    assert f"the default fusion, without a share: {topics.calibration['default_mrr']:.3f}" in out

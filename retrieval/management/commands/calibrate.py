@@ -34,7 +34,8 @@ class Command(BaseCommand):
             shares = "  ".join(f"{share} {mrr:.3f}" for share, mrr in calibration.mrr.items())
             self.stdout.write(
                 f"{target.name}: vector share {calibration.dense_weight:.1f} "
-                f"({calibration.pseudo_queries} pseudo-queries; MRR@10 by share: {shares})"
+                f"({calibration.pseudo_queries} pseudo-queries; MRR@10 by share: {shares}; "
+                f"the default fusion, without a share: {calibration.default_mrr:.3f})"
             )
             if target.fusion_dense_weight is not None:
                 self.stdout.write(
