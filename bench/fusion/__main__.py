@@ -1,25 +1,34 @@
-"""Hybrid fusion on SciFact and on two query sets built from it, with the collection's
-label-free calibration.
+"""Hybrid fusion on SciFact and on four query sets built from it, each favouring one branch,
+with the collection's label-free calibration.
 
     .venv/bin/python -m bench.fusion --collection NAME [--pgdata DIR]
 
 Runs on a collection already loaded from SciFact (`bench.ingest`, or `manage.py import_beir
 ../shared/datasets/scifact --collection NAME --sync`) in the embedded database at --pgdata
-(default var/bench-pgdata). It calibrates the collection (retrieval.calibration: no labels),
-then scores three query sets, each split into two halves by query id:
+(default var/bench-pgdata). The query sets, all judged by SciFact's qrels:
 
 - real: SciFact's 300 test queries;
 - rare (favours full text): for each test query, the four rarest words (document frequency
-  in the corpus) of its first relevant document;
-- mismatch (favours vectors): each test query without the words whose lexemes occur in its
-  relevant documents (queries left with fewer than two such words are dropped), the
-  vocabulary mismatch of a paraphrase.
+  in the corpus) of its first relevant document, as a search for identifiers would be;
+- typo (full text loses most): each test query with two neighbouring letters swapped in
+  every word of five or more letters;
+- paraphrase (favours vectors): each test query with every word that has a lexeme replaced
+  by the nearest corpus word by embedding (all-MiniLM-L6-v2) whose lexeme and first four
+  letters differ, a crude stand-in for other words of the same meaning;
+- mismatch (full text finds almost nothing): each test query without the words whose
+  lexemes occur in its relevant documents (queries left with fewer than two such words are
+  dropped).
 
-For each set: nDCG@10 of dense, full text, hybrid at the calibrated share and at every share
-from 0 to 1; and two-fold cross-validation of a share fitted on labelled queries (the best
-share on one half, scored on the other, both ways), against which the label-free share is
-compared. The sets are written in BEIR format under var/bench-fusion/ and scored by
-`manage.py evaluate`'s code.
+For each set: nDCG@10 of dense, full text, the default hybrid fusion (`adaptive`, no
+labels, nothing fitted per collection) and convex fusion at an even split (the default
+before). The same for SciFact's real queries on two collections of short documents made from
+its corpus (short_corpora: titles alone, first sentences alone), loaded as NAME-titles and
+NAME-lead on the first run. On the real queries also: the adaptive fusion at every fixed
+vector share from 0 to 1 and two-fold cross-validation of a share fitted on labelled queries
+(the best share on one half, scored on the other, both ways), which is what labels could
+add. The collection's
+label-free calibration is run and reported. The sets are written in BEIR format under
+var/bench-fusion/ and scored by `manage.py evaluate`'s code.
 """
 
 from __future__ import annotations
@@ -27,8 +36,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +55,7 @@ def _setup(pgdata: Path) -> None:
 
 
 _WORD = re.compile(r"\w[\w'-]*")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _lexemes(text: str) -> set[str]:
@@ -60,7 +70,8 @@ def _lexemes(text: str) -> set[str]:
 
 
 def query_sets(corpus_dir: Path) -> dict[str, tuple[dict[str, str], dict]]:
-    """name -> (query id -> text, qrels) for the real, rare and mismatch sets."""
+    """name -> (query id -> text, qrels) for the real, rare, typo, paraphrase and mismatch
+    sets."""
     from retrieval.evaluation import beir_queries_read
 
     queries, qrels = beir_queries_read(corpus_dir)
@@ -78,6 +89,14 @@ def query_sets(corpus_dir: Path) -> dict[str, tuple[dict[str, str], dict]]:
         words = {w.lower() for w in _WORD.findall(corpus[next(iter(qrels[qid]))])}
         words = sorted((w for w in words if w in frequency), key=lambda w: (frequency[w], w))
         rare[qid] = " ".join(words[:4])
+    rng = random.Random(11)  # noqa: S311 (reproducible query sets)
+
+    def typo(word: str) -> str:
+        if len(word) < 5 or not word.isalpha():
+            return word
+        i = rng.randrange(1, len(word) - 2)
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+
     mismatch = {}
     for qid, text in queries.items():
         relevant = set().union(*(_lexemes(corpus[doc]) for doc in qrels[qid]))
@@ -87,8 +106,62 @@ def query_sets(corpus_dir: Path) -> dict[str, tuple[dict[str, str], dict]]:
     return {
         "real": (queries, qrels),
         "rare": (rare, qrels),
+        "typo": ({q: " ".join(map(typo, t.split())) for q, t in queries.items()}, qrels),
+        "paraphrase": (_paraphrased(queries, frequency), qrels),
         "mismatch": (mismatch, {qid: qrels[qid] for qid in mismatch}),
     }
+
+
+def short_corpora(corpus_dir: Path) -> dict[str, Path]:
+    """SciFact rewritten as collections of short documents, with its queries and qrels, in
+    BEIR format under var/bench-fusion/: `titles` (each document its title alone, as names of
+    entities or headlines) and `lead` (each its abstract's first sentence, a short passage)."""
+    directories = {
+        name: ROOT / "var" / "bench-fusion" / f"corpus-{name}" for name in ("titles", "lead")
+    }
+    for directory in directories.values():
+        (directory / "qrels").mkdir(parents=True, exist_ok=True)
+        for name in ("queries.jsonl", "qrels/test.tsv"):
+            (directory / name).write_bytes((corpus_dir / name).read_bytes())
+    with (
+        (corpus_dir / "corpus.jsonl").open() as rows,
+        (directories["titles"] / "corpus.jsonl").open("w") as titles,
+        (directories["lead"] / "corpus.jsonl").open("w") as lead,
+    ):
+        for line in rows:
+            row = json.loads(line)
+            first = _SENTENCE_END.split(row["text"].strip())[0]
+            titles.write(json.dumps({"_id": row["_id"], "title": "", "text": row["title"]}) + "\n")
+            lead.write(json.dumps({"_id": row["_id"], "title": "", "text": first}) + "\n")
+    return directories
+
+
+def _paraphrased(queries: dict[str, str], frequency: dict[str, int]) -> dict[str, str]:
+    """Each query with every word that has a lexeme replaced by the nearest word of the
+    corpus (in three or more documents) by embedding, of another lexeme and other first four
+    letters."""
+    import numpy as np
+
+    from documents.embedding import embedder
+
+    vocabulary = sorted(w for w, n in frequency.items() if n >= 3 and w.isalpha() and len(w) > 3)
+    lexemes = {w: _lexemes(w) for w in vocabulary}
+    vocabulary = [w for w in vocabulary if lexemes[w]]
+    vectors = np.asarray(embedder().embed(vocabulary))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def nearest(word: str) -> str:
+        own = _lexemes(word)
+        if not own or not word.isalpha():
+            return word
+        vector = np.asarray(embedder().embed([word.lower()]))[0]
+        for i in np.argsort(-(vectors @ vector))[:50]:
+            other = vocabulary[i]
+            if not lexemes[other] & own and other[:4] != word.lower()[:4]:
+                return other
+        return word
+
+    return {qid: " ".join(map(nearest, text.split())) for qid, text in queries.items()}
 
 
 def _write(directory: Path, queries: dict[str, str], qrels: dict) -> Path:
@@ -112,6 +185,9 @@ def main() -> None:
     args = parser.parse_args()
     _setup(args.pgdata.resolve())
 
+    from django.core.management import call_command
+    from django.test import override_settings
+
     from accounts.models import User
     from documents.models import Collection
     from retrieval.calibration import SHARES, collection_calibrate
@@ -119,62 +195,80 @@ def main() -> None:
 
     collection = Collection.objects.get(name=args.collection)
     user = User.objects.filter(is_superuser=True).order_by("pk").first()
-    calibration = collection_calibrate(collection)
-    if calibration is None:
-        sys.exit("The collection gives too few pseudo-queries to calibrate.")
-    calibrated = calibration.dense_weight
-    print(f"calibrated vector share {calibrated} from {calibration.pseudo_queries} pseudo-queries")
-    print("pseudo-query MRR@10 by share: " + json.dumps(calibration.mrr))
 
-    def ndcg(directory: Path, mode: str, share: float | None = None) -> float:
+    def ndcg(directory: Path, mode: str, share: float | None = None, of=collection) -> float:
         result = collection_evaluate(
-            user=user, directory=directory, collection=collection, mode=mode, share=share
+            user=user, directory=directory, collection=of, mode=mode, share=share
         )
         return result.ndcg_at_10
 
-    for name, (queries, qrels) in query_sets(args.corpus).items():
-        ids = sorted(queries)
-        halves = [ids[0::2], ids[1::2]]
-        scores = []  # per half: {"dense", "fulltext", share...}
-        for number, half in enumerate(halves):
-            directory = _write(
-                ROOT / "var" / "bench-fusion" / f"{name}-{number}",
-                {qid: queries[qid] for qid in half},
-                qrels,
-            )
-            half_scores = {
-                "dense": ndcg(directory, "dense"),
-                "fulltext": ndcg(directory, "fulltext"),
-            }
-            half_scores |= {share: ndcg(directory, "hybrid", share) for share in SHARES}
-            scores.append(half_scores)
-        _report(name, scores, [len(half) for half in halves], calibrated)
+    def row(name: str, queries: int, directory: Path, of: Collection) -> None:
+        dense, fulltext = ndcg(directory, "dense", of=of), ndcg(directory, "fulltext", of=of)
+        adaptive = ndcg(directory, "hybrid", of=of)
+        with override_settings(SEARCH_FUSION="convex"):
+            convex = ndcg(directory, "hybrid", of=of)
+        print(
+            f"{name:<12} {queries:>7} {dense:>7.4f} {fulltext:>8.4f} {adaptive:>8.4f} "
+            f"{convex:>9.4f} {adaptive - max(dense, fulltext):>+25.4f}",
+            flush=True,
+        )
+
+    print(f"{'query set':<12} {'queries':>7} {'dense':>7} {'fulltext':>8} {'adaptive':>8} "
+          f"{'convex .5':>9} {'adaptive - better branch':>25}")  # fmt: skip
+    sets = query_sets(args.corpus)
+    for name, (queries, qrels) in sets.items():
+        row(
+            name,
+            len(queries),
+            _write(ROOT / "var" / "bench-fusion" / name, queries, qrels),
+            collection,
+        )
+    print("collections of short documents, SciFact's real queries:")
+    for name, directory in short_corpora(args.corpus).items():
+        other = f"{args.collection}-{name}"
+        if not Collection.objects.filter(name=other).exists():
+            call_command(
+                "import_beir", str(directory), collection=other, sync=True,
+                owner=collection.owner.username, verbosity=0,
+            )  # fmt: skip
+        row(name, len(sets["real"][0]), directory, Collection.objects.get(name=other))
+    queries, qrels = sets["real"]
+    ids = sorted(queries)
+    halves = [ids[0::2], ids[1::2]]
+    scores = []
+    for number, half in enumerate(halves):
+        directory = _write(
+            ROOT / "var" / "bench-fusion" / f"real-{number}",
+            {qid: queries[qid] for qid in half},
+            qrels,
+        )
+        scores.append({share: ndcg(directory, "hybrid", share) for share in SHARES})
+    _report(scores, [len(half) for half in halves])
+    calibration = collection_calibrate(collection)
+    if calibration is None:
+        print("calibration: the collection gives too few pseudo-queries")
+    else:
+        print(
+            f"calibrated vector share {calibration.dense_weight} from "
+            f"{calibration.pseudo_queries} pseudo-queries; MRR@10 by share: "
+            + json.dumps(calibration.mrr)
+        )
 
 
-def _report(name: str, scores: list[dict], sizes: list[int], calibrated: float) -> None:
+def _report(scores: list[dict], sizes: list[int]) -> None:
     from retrieval.calibration import SHARES
 
-    def whole(key) -> float:
-        return sum(s[key] * n for s, n in zip(scores, sizes, strict=True)) / sum(sizes)
+    def whole(share) -> float:
+        return sum(s[share] * n for s, n in zip(scores, sizes, strict=True)) / sum(sizes)
 
     fitted = [max(SHARES, key=lambda share, s=s: s[share]) for s in scores]
     cross = sum(scores[1 - i][fitted[i]] * sizes[1 - i] for i in range(2)) / sum(sizes)
+    print("real, adaptive fusion at a fixed vector share: " + "  ".join(
+        f"{share} {whole(share):.4f}" for share in SHARES))  # fmt: skip
     print(
-        f"\n{name} ({sum(sizes)} queries): dense {whole('dense'):.4f}  full text "
-        f"{whole('fulltext'):.4f}  hybrid at the calibrated share {calibrated} "
-        f"{whole(calibrated):.4f}"
-    )
-    print("  hybrid by share: " + "  ".join(f"{s} {whole(s):.4f}" for s in SHARES))
-    print(
-        f"  share fitted on labelled halves: {fitted[0]} (half 1), {fitted[1]} (half 2); "
+        f"real, share fitted on labelled halves: {fitted[0]} (half 1), {fitted[1]} (half 2); "
         f"cross-validated nDCG@10 {cross:.4f}"
     )
-    for i in range(2):
-        print(
-            f"  half {i + 1}: calibrated {scores[i][calibrated]:.4f}, fitted on the other half "
-            f"({fitted[1 - i]}) {scores[i][fitted[1 - i]]:.4f}, dense {scores[i]['dense']:.4f}, "
-            f"full text {scores[i]['fulltext']:.4f}"
-        )
 
 
 if __name__ == "__main__":
