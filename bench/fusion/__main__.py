@@ -2,6 +2,7 @@
 with the collection's label-free calibration.
 
     .venv/bin/python -m bench.fusion --collection NAME [--pgdata DIR]
+    .venv/bin/python -m bench.fusion --short titles|lead --collection NAME --pgdata OTHER_DIR
 
 Runs on a collection already loaded from SciFact (`bench.ingest`, or `manage.py import_beir
 ../shared/datasets/scifact --collection NAME --sync`) in the embedded database at --pgdata
@@ -21,14 +22,17 @@ Runs on a collection already loaded from SciFact (`bench.ingest`, or `manage.py 
 
 For each set: nDCG@10 of dense, full text, the default hybrid fusion (`adaptive`, no
 labels, nothing fitted per collection) and convex fusion at an even split (the default
-before). The same for SciFact's real queries on two collections of short documents made from
-its corpus (short_corpora: titles alone, first sentences alone), loaded as NAME-titles and
-NAME-lead on the first run. On the real queries also: the adaptive fusion at every fixed
+before). On the real queries also: the adaptive fusion at every fixed
 vector share from 0 to 1 and two-fold cross-validation of a share fitted on labelled queries
 (the best share on one half, scored on the other, both ways), which is what labels could
 add. The collection's
 label-free calibration is run and reported. The sets are written in BEIR format under
 var/bench-fusion/ and scored by `manage.py evaluate`'s code.
+
+With --short: the same four figures for SciFact's real queries on a collection of short
+documents made from its corpus (short_corpora: titles alone, or first sentences alone),
+loaded as NAME on the first run, in a database of its own (migrated, with a superuser), since
+BM25's statistics are those of all the collections of a database.
 """
 
 from __future__ import annotations
@@ -182,6 +186,12 @@ def main() -> None:
     parser.add_argument("--collection", required=True)
     parser.add_argument("--pgdata", type=Path, default=ROOT / "var" / "bench-pgdata")
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/datasets/scifact")
+    parser.add_argument(
+        "--short",
+        choices=("titles", "lead"),
+        help="Score the real queries on this collection of short documents (short_corpora), "
+        "loaded as --collection on the first run; give it a database of its own.",
+    )
     args = parser.parse_args()
     _setup(args.pgdata.resolve())
 
@@ -191,10 +201,15 @@ def main() -> None:
     from accounts.models import User
     from documents.models import Collection
     from retrieval.calibration import SHARES, collection_calibrate
-    from retrieval.evaluation import collection_evaluate
+    from retrieval.evaluation import beir_queries_read, collection_evaluate
 
-    collection = Collection.objects.get(name=args.collection)
     user = User.objects.filter(is_superuser=True).order_by("pk").first()
+    if args.short:
+        # Its own database: BM25's statistics are those of every collection in it.
+        directory = short_corpora(args.corpus)[args.short]
+        if not Collection.objects.filter(name=args.collection).exists():
+            call_command("import_beir", str(directory), collection=args.collection, sync=True)
+    collection = Collection.objects.get(name=args.collection)
 
     def ndcg(directory: Path, mode: str, share: float | None = None, of=collection) -> float:
         result = collection_evaluate(
@@ -215,6 +230,9 @@ def main() -> None:
 
     print(f"{'query set':<12} {'queries':>7} {'dense':>7} {'fulltext':>8} {'adaptive':>8} "
           f"{'convex .5':>9} {'adaptive - better branch':>25}")  # fmt: skip
+    if args.short:
+        row(f"real, {args.short}", len(beir_queries_read(directory)[0]), directory, collection)
+        return
     sets = query_sets(args.corpus)
     for name, (queries, qrels) in sets.items():
         row(
@@ -223,15 +241,6 @@ def main() -> None:
             _write(ROOT / "var" / "bench-fusion" / name, queries, qrels),
             collection,
         )
-    print("collections of short documents, SciFact's real queries:")
-    for name, directory in short_corpora(args.corpus).items():
-        other = f"{args.collection}-{name}"
-        if not Collection.objects.filter(name=other).exists():
-            call_command(
-                "import_beir", str(directory), collection=other, sync=True,
-                owner=collection.owner.username, verbosity=0,
-            )  # fmt: skip
-        row(name, len(sets["real"][0]), directory, Collection.objects.get(name=other))
     queries, qrels = sets["real"]
     ids = sorted(queries)
     halves = [ids[0::2], ids[1::2]]
@@ -252,6 +261,7 @@ def main() -> None:
             f"calibrated vector share {calibration.dense_weight} from "
             f"{calibration.pseudo_queries} pseudo-queries; MRR@10 by share: "
             + json.dumps(calibration.mrr)
+            + f"; the default (each query's own share): {calibration.default_mrr}"
         )
 
 
