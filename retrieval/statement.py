@@ -46,15 +46,16 @@ Shape of the statement (its CTEs):
 - `dense` / `fulltext`: each branch's candidates with their rank; `fused`: their union (FULL
   JOIN on chunk id) scored by reciprocal-rank fusion or by a convex combination of min-max
   normalised scores; `top`: the best k, optionally one passage per document.
-- `peaks` (adaptive fusion, the default): the query's own vector share and full text's
-  coverage of the query, from the two rankings. The share is each ranking's *peak* (how far
-  its top PEAK_TOP stand out: the score's drop from rank 1 to rank PEAK_TOP over its drop to
-  the last candidate) over the sum of both peaks: a ranking whose best passages stand out
-  from the rest is trusted more, one whose scores fall off evenly less. Full text's part is
-  scaled by its *coverage*: its best passage's BM25 over that of an average passage holding
-  each of the query's lexemes once (at most 1), so that a full-text ranking whose best match
-  holds little of the query (the words of a paraphrase, say) weighs little. Measured on
-  SciFact and on query sets built from it that favour one branch (docs/benchmarks.md).
+- adaptive fusion (the default) also takes, inside `fused`, the query's own vector share
+  and full text's coverage of the query, from the two rankings. The share is each ranking's
+  *peak* (how far its top PEAK_TOP stand out: the score's drop from rank 1 to rank PEAK_TOP
+  over its drop to the last candidate) over the sum of both peaks: a ranking whose best
+  passages stand out from the rest is trusted more, one whose scores fall off evenly less.
+  Full text's part is scaled by its *coverage*: its best passage's BM25 over that of an
+  average passage holding each of the query's lexemes once (at most 1), so that a full-text
+  ranking whose best match holds little of the query (the words of a paraphrase, say) weighs
+  little. Measured on SciFact and on query sets built from it that favour one branch
+  (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -145,8 +146,6 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         ctes += _dense_ctes(spec, params, visible_where)
     if spec.mode in (FULLTEXT, HYBRID):
         ctes += _fulltext_ctes(spec, visible_where)
-    if spec.mode == HYBRID and spec.fusion.method == "adaptive":
-        ctes.append(_peaks_sql())
     ctes.append(f"fused AS ({_fused_sql(spec, params)})")
     partition = "WHERE nth = 1" if spec.collapse else ""
     ctes.append(
@@ -343,37 +342,52 @@ def _fused_sql(spec: Statement, params: dict) -> str:
                          NULL::float8 AS dense_share, NULL::float8 AS fulltext_coverage
                   FROM fulltext"""
     params |= {"dense_share": spec.fusion.dense_share, "rrf_k": spec.fusion.rrf_k}
-    dense_norm = """coalesce((dn.similarity - dn.low) / nullif(dn.high - dn.low, 0),
-                              CASE WHEN dn.id IS NULL THEN 0 ELSE 1 END)"""
-    fulltext_norm = """coalesce((ft.bm25 - ft.low) / nullif(ft.high - ft.low, 0),
-                                 CASE WHEN ft.id IS NULL THEN 0 ELSE 1 END)"""
+    adaptive = spec.fusion.method == "adaptive"
+    dense_norm = """coalesce((j.similarity - j.dense_low) / nullif(j.dense_high - j.dense_low, 0),
+                              CASE WHEN j.dense_id IS NULL THEN 0 ELSE 1 END)"""
+    fulltext_norm = """coalesce(
+                           (j.bm25 - j.fulltext_low) / nullif(j.fulltext_high - j.fulltext_low, 0),
+                           CASE WHEN j.fulltext_id IS NULL THEN 0 ELSE 1 END)"""
     if spec.fusion.method == "rrf":
-        score = """share.dense * coalesce(1.0 / (%(rrf_k)s + dn.rank), 0)
-                   + (1 - share.dense) * coalesce(1.0 / (%(rrf_k)s + ft.rank), 0)"""
-    elif spec.fusion.method == "adaptive":
+        score = """share.dense * coalesce(1.0 / (%(rrf_k)s + j.dense_rank), 0)
+                   + (1 - share.dense) * coalesce(1.0 / (%(rrf_k)s + j.fulltext_rank), 0)"""
+    elif adaptive:
         # Full text's part scaled by how much of the query its best passage covers.
         score = f"""share.dense * {dense_norm}
-                    + (1 - share.dense) * (SELECT coverage FROM peaks) * {fulltext_norm}"""
+                    + (1 - share.dense) * j.coverage * {fulltext_norm}"""
     else:
         # Min-max normalised within each branch's candidates; a passage one branch did not
         # return gets 0 from it. With a single candidate, that candidate is the best: 1.
         score = f"share.dense * {dense_norm} + (1 - share.dense) * {fulltext_norm}"
-    default = "(SELECT dense FROM peaks)" if spec.fusion.per_query else "%(dense_share)s"
+    default = "j.query_share" if spec.fusion.per_query else "%(dense_share)s"
     if spec.fusion.by_collection:
         # The passage's collection's share where a manager set one, else the default.
         share = f"""CROSS JOIN LATERAL (
                        SELECT coalesce(c.fusion_dense_weight, {default}) AS dense
                        FROM documents_document d
                        JOIN documents_collection c ON c.id = d.collection_id
-                       WHERE d.id = coalesce(dn.document_id, ft.document_id)) share"""
+                       WHERE d.id = j.document_id) share"""
     else:
-        share = f"CROSS JOIN (SELECT {default}::float8 AS dense) share"
-    coverage = "(SELECT coverage FROM peaks)" if spec.fusion.method == "adaptive" else "NULL"
-    return f"""SELECT coalesce(dn.id, ft.id) AS id, coalesce(dn.document_id, ft.document_id)
-                      AS document_id, dn.rank AS dense_rank, ft.rank AS fulltext_rank,
-                      dn.similarity, ft.bm25, {score} AS score, share.dense AS dense_share,
-                      {coverage}::float8 AS fulltext_coverage
-               FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id
+        share = f"CROSS JOIN LATERAL (SELECT {default}::float8 AS dense) share"
+    # Each branch is read once, here (a second reader would make PostgreSQL materialise it);
+    # the adaptive fusion's figures are window aggregates over the joined candidates.
+    peaks = (
+        f""",
+                   {_peaks_sql()}"""
+        if adaptive
+        else ""
+    )
+    return f"""SELECT j.id, j.document_id, j.dense_rank, j.fulltext_rank, j.similarity, j.bm25,
+                      {score} AS score, share.dense AS dense_share,
+                      {"j.coverage" if adaptive else "NULL"}::float8 AS fulltext_coverage
+               FROM (
+                   SELECT coalesce(dn.id, ft.id) AS id,
+                          coalesce(dn.document_id, ft.document_id) AS document_id,
+                          dn.id AS dense_id, dn.rank AS dense_rank, dn.similarity,
+                          dn.low AS dense_low, dn.high AS dense_high,
+                          ft.id AS fulltext_id, ft.rank AS fulltext_rank, ft.bm25,
+                          ft.low AS fulltext_low, ft.high AS fulltext_high{peaks}
+                   FROM dense dn FULL JOIN fulltext ft ON ft.id = dn.id) j
                {share}"""
 
 
@@ -384,23 +398,21 @@ PEAK_TOP = 10
 
 
 def _peak_sql(branch: str, column: str) -> str:
-    return f"""(SELECT CASE WHEN count(*) < 2 THEN 1.0 ELSE coalesce(
-                    (max({column}) - min({column}) FILTER (WHERE rank <= {PEAK_TOP}))
-                    / nullif(max({column}) - min({column}), 0), 0) END
-                FROM {branch})"""
+    """The peak of one branch (alias `branch` in the join), the same on every joined row."""
+    top, last = f"max({branch}.{column}) OVER ()", f"min({branch}.{column}) OVER ()"
+    tenth = f"min({branch}.{column}) FILTER (WHERE {branch}.rank <= {PEAK_TOP}) OVER ()"
+    return f"""CASE WHEN count({branch}.id) OVER () < 2 THEN 1.0
+                    ELSE coalesce(({top} - {tenth}) / nullif({top} - {last}, 0), 0) END"""
 
 
 def _peaks_sql() -> str:
     """The adaptive fusion's figures of this query: the vector share, each ranking's peak over
     the sum of both (even when neither stands out), and full text's coverage of the query,
     its best passage's BM25 over `full_match` (at most 1)."""
-    return f"""peaks AS MATERIALIZED (
-            SELECT CASE WHEN d.peak + f.peak > 0 THEN d.peak / (d.peak + f.peak) ELSE 0.5 END
-                   AS dense,
-                   least(1, coalesce((SELECT max(bm25) FROM fulltext)
-                                     / nullif((SELECT full_match FROM tsq), 0), 0)) AS coverage
-            FROM (SELECT {_peak_sql("dense", "similarity")} AS peak) d,
-                 (SELECT {_peak_sql("fulltext", "bm25")} AS peak) f)"""
+    dense, fulltext = _peak_sql("dn", "similarity"), _peak_sql("ft", "bm25")
+    return f"""coalesce(({dense}) / nullif(({dense}) + ({fulltext}), 0), 0.5) AS query_share,
+               least(1, coalesce(max(ft.bm25) OVER () / nullif((SELECT full_match FROM tsq), 0),
+                                 0)) AS coverage"""
 
 
 def expansion_terms_build(*, chunk_ids: list[int], text: str, fts_config: str, n: int):
