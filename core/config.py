@@ -431,12 +431,13 @@ SETTINGS: tuple[Setting, ...] = (
         parse_float,
     ),
     Setting(
-        "PRODRAG_SEARCH_MATCH_MAX_SHARE",
-        0.05,
-        "Full text: a word found in more than this share of all passages still counts in the "
-        "BM25 score but does not by itself make a passage a candidate (unless the query has no "
-        "rarer word).",
-        parse_float,
+        "PRODRAG_SEARCH_POSTINGS_DEPTH",
+        200,
+        "Full text over many documents: how many of each query word's best passages the reader "
+        "may see are read from the impact-ordered postings before checking that no unread "
+        "passage can enter the top k (if one could, every matching passage is scored). 0: never "
+        "walk the postings; always score every match.",
+        parse_int,
     ),
     Setting(
         "PRODRAG_LLM_API_BASE",

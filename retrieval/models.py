@@ -3,6 +3,15 @@
 Statement-level triggers on the chunk table (see migration 0001) add and subtract, in the same
 transaction as any chunk insert, update or delete, so the statistics always describe exactly
 the passages search can see: an atomic version swap swaps its statistics with it.
+
+The same triggers keep `retrieval_posting` (migration 0002; no model, only the retrieval
+statement reads it): one row per (lexeme, passage) with the passage's BM25 term-frequency part
+for that lexeme, its *impact*, under a b-tree ordered by (lexeme, impact), so that full text
+can read each query word's best passages first instead of scoring every passage that has it.
+Impacts are computed with the k1, b and average passage length recorded on CorpusStat
+(`posting_*`); the statement bounds what a drift of the average length can change and falls
+back to scoring every match when k1 or b differ from the settings (`manage.py
+postings_rebuild` recomputes them).
 """
 
 from django.db import models
@@ -24,6 +33,10 @@ class CorpusStat(models.Model):
     id = models.SmallIntegerField(primary_key=True, default=1)
     passages = models.BigIntegerField(default=0)
     length = models.BigIntegerField(default=0)
+    # What the postings' impacts were computed with (see the module docstring).
+    posting_avgdl = models.FloatField(null=True)
+    posting_k1 = models.FloatField(db_default=0.9)
+    posting_b = models.FloatField(db_default=0.4)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=models.Q(id=1), name="corpus_stat_single")]

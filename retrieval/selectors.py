@@ -187,7 +187,7 @@ def _statement(
         vector_exact_below=settings.SEARCH_VECTOR_EXACT_BELOW,
         bm25_k1=settings.BM25_K1,
         bm25_b=settings.BM25_B,
-        match_max_share=settings.SEARCH_MATCH_MAX_SHARE,
+        postings_depth=settings.SEARCH_POSTINGS_DEPTH,
     )
 
 

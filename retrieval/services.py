@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.db import connection, transaction
+
 from accounts.models import AuditEvent
 from accounts.services import audit_record
+from retrieval.postings import REBUILD_SQL
 from retrieval.selectors import passages_search
 from retrieval.types import Filters, SearchResult
 
@@ -48,3 +51,15 @@ def search_perform(
         },
     )
     return result
+
+
+def postings_rebuild(*, k1: float, b: float) -> int:
+    """Recompute every full-text posting's impact with these BM25 parameters and the current
+    average passage length (retrieval.postings). Returns the postings written.
+
+    Locks: SHARE on the chunk table until the commit (ingestion's writes wait; searches do
+    not, and read the old postings until then)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for sql in REBUILD_SQL:
+            cursor.execute(sql, {"k1": k1, "b": b})
+        return cursor.rowcount

@@ -23,8 +23,9 @@ Shape of the statement (its CTEs):
     stand in for the reading. Exact, so a user who can see k matching passages gets k; and
     cheap, because there are few.
   - large (`*_index`): an HNSW scan (cosine, the configured model's partial index over
-    `embedding::vector(N)` in documents_chunkembedding) or a GIN scan of the full-text
-    vectors, joined to the documents row by row for the permission and filter checks.
+    `embedding::vector(N)` in documents_chunkembedding), joined to the documents row by row
+    for the permission and filter checks; for full text, the postings walk below, and a GIN
+    scan of the full-text vectors when the walk cannot prove its ranking.
     pgvector's iterative scan (set by the caller: `hnsw.iterative_scan = relaxed_order`)
     keeps walking the graph until enough passages pass, up to `hnsw.max_scan_tuples`; since
     the gate sends a search here only when more than VECTOR_EXACT_BELOW documents are
@@ -36,13 +37,29 @@ Shape of the statement (its CTEs):
   IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
   scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
   has most of the query's rare words ranks high even when it lacks one common word, which a
-  conjunctive websearch_to_tsquery would drop entirely. Words in more than
-  MATCH_MAX_SHARE of all passages still count in the score but do not make a passage a
-  candidate (unless the query has no rarer word): a passage whose only shared words are
-  that common cannot rank high, and scoring the hundreds of thousands of passages that
-  contain "patient" or "result" is what makes full-text search slow at scale. Phrases and
-  exclusions written in
-  web-search syntax (`"..."`, `-word`, `or`) are still honoured as a filter on this branch.
+  conjunctive websearch_to_tsquery would drop entirely. Every query word makes a passage a
+  candidate, so which of the reader's passages match depends on their passages alone (IDF
+  and the average length still come from the whole corpus: the side channel docs/usage.md
+  describes). Phrases and exclusions written in web-search syntax (`"..."`, `-word`, `or`)
+  are still honoured as a filter on this branch.
+- full text over many documents walks the impact-ordered postings (retrieval_posting, kept by
+  the chunk table's triggers; see retrieval.models) instead of scoring every match:
+  - `walk`: for each query lexeme, its POSTINGS_DEPTH highest-impact postings whose
+    documents the reader may read and the filters pass (a backward scan of the postings'
+    primary key, each posting's document checked by key).
+  - `walk_floor`: the most an unread passage can get from each lexeme, its idf times the
+    lowest impact read, or 0 when the lexeme's visible postings were all read.
+  - `walk_seen` / `walk_kept`: each candidate's score from the postings read (a lower bound)
+    and with the floors of the lexemes it was not seen with (an upper bound); candidates whose
+    upper bound falls below the depth-th best lower bound cannot make the list and are not
+    scored (MaxScore's pruning).
+  - `fulltext_walk`: the kept candidates scored exactly from their full-text vectors.
+  - `walk_check`: the walk's ranking is exact when its k-th score is at least what any unread
+    passage could score (the sum of the floors): the threshold algorithm's stopping rule.
+    Impacts were computed with the average passage length of their time; `tsq` widens the
+    bounds by the drift since. When the check fails (a query of common words only, say), or
+    the postings were computed with another k1 or b, `fulltext_index` scores every visible
+    match through the GIN index instead: exact, and slow only for such queries.
 - `dense` / `fulltext`: each branch's candidates with their rank; `fused`: their union (FULL
   JOIN on chunk id) scored by reciprocal-rank fusion or by a convex combination of min-max
   normalised scores; `top`: the best k, optionally one passage per document.
@@ -93,7 +110,7 @@ class Statement:
     vector_exact_below: int
     bm25_k1: float
     bm25_b: float
-    match_max_share: float
+    postings_depth: int
 
 
 _WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
@@ -145,7 +162,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
     if spec.mode in (DENSE, HYBRID):
         ctes += _dense_ctes(spec, params, visible_where)
     if spec.mode in (FULLTEXT, HYBRID):
-        ctes += _fulltext_ctes(spec, visible_where)
+        ctes += _fulltext_ctes(spec, params, visible_where)
     ctes.append(f"fused AS ({_fused_sql(spec, params)})")
     partition = "WHERE nth = 1" if spec.collapse else ""
     ctes.append(
@@ -229,7 +246,7 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
         "config": spec.fts_config,
         "k1": spec.bm25_k1,
         "b": spec.bm25_b,
-        "match_max_share": spec.match_max_share,
+        "postings_depth": spec.postings_depth,
     }
     # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
     # so no lexeme can be read as an operator.
@@ -237,32 +254,43 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
     return [
         """terms AS MATERIALIZED (
             SELECT s.lexeme,
-                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf,
-                   s.passages::float8 / greatest(c.passages, 1) AS share
+                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf
             FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
                  AS q(lexeme)
             JOIN retrieval_lexemestat s ON s.lexeme = q.lexeme
             CROSS JOIN retrieval_corpusstat c
             WHERE s.passages > 0)""",
         f"""tsq AS MATERIALIZED (
-            SELECT coalesce(
-                       (SELECT string_agg({quoted}, ' | ') FROM terms
-                        WHERE share <= %(match_max_share)s),
-                       (SELECT string_agg({quoted}, ' | ') FROM terms))::tsquery AS any_term,
+            SELECT (SELECT string_agg({quoted}, ' | ') FROM terms)::tsquery AS any_term,
                    ARRAY(SELECT lexeme FROM terms) AS lexemes,
-                   (SELECT length::float8 / greatest(passages, 1) FROM retrieval_corpusstat)
-                   AS avgdl,
+                   c.length::float8 / greatest(c.passages, 1) AS avgdl,
                    -- BM25 of a passage of average length holding each of the query's
                    -- lexemes once (those some passage has).
-                   (SELECT sum(idf) FROM terms) AS full_match)""",
+                   (SELECT sum(idf) FROM terms) AS full_match,
+                   -- The postings' impacts are this search's BM25 parts (k1, b) up to the
+                   -- drift of the average length since they were computed: a true impact
+                   -- lies within [impact_low, impact_high] times the stored one (float4
+                   -- rounding included).
+                   %(postings_depth)s > 0 AND c.posting_avgdl IS NOT NULL
+                       AND c.posting_k1 = %(k1)s AND c.posting_b = %(b)s AS walkable,
+                   greatest(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
+                       * 1.000001 AS impact_high,
+                   least(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
+                       * 0.999999 AS impact_low
+            FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE)""",
     ]
 
 
 def _match_sql(spec: Statement) -> str:
-    match = "ch.search_vector @@ (SELECT any_term FROM tsq)"
+    """Whether a passage has any of the query's words (and the phrases and exclusions written
+    in web-search syntax)."""
+    return f"ch.search_vector @@ (SELECT any_term FROM tsq) AND {_syntax_sql(spec)}"
+
+
+def _syntax_sql(spec: Statement) -> str:
     if _WEBSEARCH_SYNTAX.search(spec.text):
-        match += " AND ch.search_vector @@ websearch_to_tsquery(%(config)s::regconfig, %(text)s)"
-    return match
+        return "ch.search_vector @@ websearch_to_tsquery(%(config)s::regconfig, %(text)s)"
+    return "TRUE"
 
 
 _BM25 = """(
@@ -302,7 +330,21 @@ def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
     ]
 
 
-def _fulltext_ctes(spec: Statement, visible_where: str) -> list[str]:
+def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
+    params |= {
+        "postings_depth": spec.postings_depth,
+        "depth_offset": spec.depth - 1,
+        # The rank whose score must beat every unread passage: the k asked for, or the whole
+        # candidate list when results are collapsed to one passage per document.
+        "check_offset": (spec.depth if spec.collapse else spec.k) - 1,
+    }
+    if visible_where == "TRUE AND TRUE":
+        postings = "retrieval_posting p WHERE p.lexeme = t.lexeme"
+    else:
+        postings = f"""retrieval_posting p JOIN documents_document d ON d.id = p.document_id
+                       WHERE p.lexeme = t.lexeme AND {visible_where}"""
+    # Pruning by bounds assumes every candidate stays one: not so under a phrase or exclusion.
+    prune = "TRUE" if _syntax_sql(spec) == "TRUE" else "FALSE"
     return [
         f"""fulltext_exact AS (
             SELECT id, document_id, score FROM (
@@ -313,6 +355,49 @@ def _fulltext_ctes(spec: Statement, visible_where: str) -> list[str]:
                   AND (SELECT exact FROM gate)
                 OFFSET 0) scored
             WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
+        # The walk: each query lexeme's postings the reader may see, highest impact first.
+        f"""walk AS MATERIALIZED (
+            SELECT t.lexeme, t.idf, p.chunk_id, p.impact
+            FROM terms t CROSS JOIN LATERAL (
+                SELECT p.chunk_id, p.impact FROM {postings}
+                ORDER BY p.impact DESC, p.chunk_id DESC LIMIT %(postings_depth)s) p
+            WHERE NOT (SELECT exact FROM gate) AND (SELECT walkable FROM tsq))""",
+        # What an unread passage can get from each lexeme at most: the lowest impact read, or
+        # nothing when the lexeme's visible postings were all read.
+        """walk_floor AS MATERIALIZED (
+            SELECT t.lexeme, t.idf * CASE WHEN count(w.chunk_id) >= %(postings_depth)s
+                                          THEN min(w.impact) ELSE 0 END AS floor
+            FROM terms t LEFT JOIN walk w ON w.lexeme = t.lexeme
+            GROUP BY t.lexeme, t.idf)""",
+        """walk_seen AS MATERIALIZED (
+            SELECT w.chunk_id, sum(w.idf * w.impact) AS seen, sum(f.floor) AS seen_floor
+            FROM walk w JOIN walk_floor f ON f.lexeme = w.lexeme
+            GROUP BY w.chunk_id)""",
+        # A candidate is scored when its best possible score (what it was seen with, plus the
+        # floor of each lexeme it was not seen with) reaches the depth-th best lowest one.
+        f"""walk_kept AS (
+            SELECT chunk_id FROM walk_seen
+            WHERE NOT {prune} OR (SELECT impact_high FROM tsq)
+                  * (seen + (SELECT sum(floor) FROM walk_floor) - seen_floor)
+                  >= coalesce((SELECT (SELECT impact_low FROM tsq) * seen FROM walk_seen
+                               ORDER BY seen DESC OFFSET %(depth_offset)s LIMIT 1), 0))""",
+        f"""fulltext_walk AS MATERIALIZED (
+            SELECT id, document_id, score FROM (
+                SELECT ch.id, ch.document_id, CASE WHEN {_syntax_sql(spec)} THEN {_BM25} END
+                       AS score
+                FROM documents_chunk ch
+                WHERE ch.id = ANY(ARRAY(SELECT chunk_id FROM walk_kept))
+                OFFSET 0) scored
+            WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
+        # The walk's ranking is exact when its k-th score beats any unread passage.
+        """walk_check AS MATERIALIZED (
+            SELECT (SELECT walkable FROM tsq) AND coalesce(
+                       (SELECT score FROM fulltext_walk
+                        ORDER BY score DESC, id OFFSET %(check_offset)s LIMIT 1)
+                       >= (SELECT impact_high FROM tsq) * unseen,
+                       unseen = 0) AS exact
+            FROM (SELECT coalesce(sum(floor), 0) AS unseen FROM walk_floor) u)""",
+        # Otherwise every visible passage with a query word is scored.
         f"""fulltext_index AS (
             SELECT * FROM (
                 SELECT id, document_id, score FROM (
@@ -321,12 +406,14 @@ def _fulltext_ctes(spec: Statement, visible_where: str) -> list[str]:
                     WHERE {_match_sql(spec)} AND {visible_where}
                     OFFSET 0) candidates
                 ORDER BY score DESC, id LIMIT %(depth)s) ranked
-            WHERE NOT (SELECT exact FROM gate))""",
+            WHERE NOT (SELECT exact FROM gate) AND NOT (SELECT exact FROM walk_check))""",
         """fulltext AS (
             SELECT id, document_id, score AS bm25,
                    row_number() OVER (ORDER BY score DESC, id) AS rank,
                    min(score) OVER () AS low, max(score) OVER () AS high
-            FROM (SELECT * FROM fulltext_exact UNION ALL SELECT * FROM fulltext_index) branch)""",
+            FROM (SELECT * FROM fulltext_exact
+                  UNION ALL SELECT * FROM fulltext_walk WHERE (SELECT exact FROM walk_check)
+                  UNION ALL SELECT * FROM fulltext_index) branch)""",
     ]
 
 

@@ -21,11 +21,17 @@ index, timing each.
 
 Readers: one user per visibility fraction (100%, 10%, 1%, 0.1% of the documents, granted
 through a group). For each fraction, after WARM_UP searches with queries it does not measure
-(the last ones of the file), it runs the hybrid, permission-filtered search
-(`passages_search`, k=10) and prints p50/p95 latency with the query embedding computed (a
-query text never seen before) and without it (the same query again: the embedding cache
-answers), and recall@10 of the vector ranking against exact search (the same statement
-forced onto its exact path).
+(the last ones of the file), it runs permission-filtered searches (`passages_search`, k=10)
+and prints:
+- p50/p95 latency of each mode (hybrid, dense, full text) with the query embedding computed
+  (a query text never seen before), and of hybrid without it (the same query again: the
+  embedding cache answers);
+- recall@10 of the vector ranking against exact search (the same statement forced onto its
+  exact path);
+- on how many queries full text's top 10 equals exhaustive BM25's (the same statement with
+  `SEARCH_POSTINGS_DEPTH=0`, which scores every visible passage that has a query word): the
+  same scores, and the same passages above the tenth score.
+The postings are maintained by the chunk table's triggers as the passages are loaded.
 
 A loaded database is reused when it has the requested size (indexes are then not rebuilt
 and their build times not printed); `--reload` starts over.
@@ -281,6 +287,8 @@ def _report_sizes() -> None:
             ("HNSW vector(384)", index.name),
             ("HNSW halfvec(384)", "bench_chunk_halfvec"),
             ("GIN full text", "chunk_search_vector"),
+            ("postings table", "retrieval_posting"),
+            ("postings index", "retrieval_posting_pkey"),
             ("chunk table", "documents_chunk"),
             ("vector table", "documents_chunkembedding"),
         ):
@@ -295,12 +303,14 @@ def _measure(fraction: float, reader: User, queries: list[str], count: int) -> N
     # for it.
     for text in queries[-WARM_UP:]:
         passages_search(user=reader, query=text, k=10)
-    cold, warm, recall = [], [], []
+    timings: dict[str, list[float]] = {mode: [] for mode in ("hybrid", "dense", "fulltext")}
+    warm, recall, exact_text = [], [], []
     for text in queries[:count]:
-        selectors._query_vector_cached.cache_clear()
-        started = time.monotonic()
-        passages_search(user=reader, query=text, k=10)
-        cold.append((time.monotonic() - started) * 1000)
+        for mode in timings:
+            selectors._query_vector_cached.cache_clear()
+            started = time.monotonic()
+            passages_search(user=reader, query=text, k=10, mode=mode)
+            timings[mode].append((time.monotonic() - started) * 1000)
         started = time.monotonic()
         passages_search(user=reader, query=text, k=10)
         warm.append((time.monotonic() - started) * 1000)
@@ -309,18 +319,40 @@ def _measure(fraction: float, reader: User, queries: list[str], count: int) -> N
             exact = passages_search(user=reader, query=text, k=10, mode="dense").passages
         found = {p.chunk_id for p in approximate} & {p.chunk_id for p in exact}
         recall.append(len(found) / max(1, len(exact)))
+        walked = passages_search(user=reader, query=text, k=10, mode="fulltext").passages
+        # The same statement scoring every visible passage that has a query word.
+        with override_settings(SEARCH_POSTINGS_DEPTH=0):
+            scored = passages_search(user=reader, query=text, k=10, mode="fulltext").passages
+        exact_text.append(_same_ranking(walked, scored))
     paths = (
         "vector " + ("exact" if visible <= settings.SEARCH_VECTOR_EXACT_BELOW else "HNSW"),
-        "full text " + ("exact" if visible <= settings.SEARCH_EXACT_BELOW else "GIN"),
+        "full text " + ("exact" if visible <= settings.SEARCH_EXACT_BELOW else "postings"),
     )
-    path = ", ".join(paths)
+    figures = ", ".join(
+        f"{mode} {_p(values, 50):.1f}/{_p(values, 95):.1f}" for mode, values in timings.items()
+    )
     print(
-        f"visibility {fraction:>6.1%} ({visible:,} documents; {path}): hybrid k=10 "
-        f"p50/p95 {_p(cold, 50):.1f}/{_p(cold, 95):.1f} ms with query embedding, "
-        f"{_p(warm, 50):.1f}/{_p(warm, 95):.1f} ms without; "
-        f"vector recall@10 vs exact {statistics.mean(recall):.3f}",
+        f"visibility {fraction:>6.1%} ({visible:,} documents; {', '.join(paths)}): k=10 "
+        f"p50/p95 ms with query embedding: {figures}; hybrid without embedding "
+        f"{_p(warm, 50):.1f}/{_p(warm, 95):.1f}; vector recall@10 vs exact "
+        f"{statistics.mean(recall):.3f}; full-text top 10 = exhaustive BM25 on "
+        f"{sum(exact_text)}/{len(exact_text)} queries",
         flush=True,
     )
+
+
+def _same_ranking(found, reference) -> bool:
+    """The same top 10 by score, ties aside: equal scores rank by rank, and the passages
+    scoring above the tenth score are the same."""
+    scores = [round(p.score, 6) for p in found]
+    if scores != [round(p.score, 6) for p in reference]:
+        return False
+    if not scores:
+        return True
+    above = scores[-1]
+    return {p.chunk_id for p in found if round(p.score, 6) > above} == {
+        p.chunk_id for p in reference if round(p.score, 6) > above
+    }
 
 
 def _p(values: list[float], percentile: int) -> float:

@@ -259,7 +259,7 @@ def _statement(user_principals, exact_below, **overrides):
             "vector_exact_below": exact_below,
             "bm25_k1": 0.9,
             "bm25_b": 0.4,
-            "match_max_share": 0.05,
+            "postings_depth": 200,
         }
         | overrides
     )
@@ -302,20 +302,30 @@ def crowded_handbook(fresh_chunk_table, handbook, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_gate_runs_one_path_and_the_index_path_walks_hnsw_and_gin(crowded_handbook):
+def test_the_gate_runs_one_path_and_the_index_path_walks_hnsw_and_the_postings(crowded_handbook):
     # A few thousand narrow rows are cheaper to read whole than through any index: without
     # sequential scans the planner shows whether the statement can use the indexes at all
-    # (the partial HNSW index's model predicate and cast, the GIN's operator), which at scale
-    # bench.search shows it does.
+    # (the partial HNSW index's model predicate and cast, the postings' order, the GIN's
+    # operator), which at scale bench.search shows it does.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         index_plan = _plan(_statement(None, exact_below=0))
+        shallow_plan = _plan(_statement(None, exact_below=0, postings_depth=1))
         exact_plan = _plan(_statement(None, exact_below=1000))
     assert "Index Scan using chunk_hnsw_" in index_plan
-    assert "Bitmap Index Scan on chunk_search_vector" in index_plan
+    assert "never executed" not in _line(index_plan, "retrieval_posting_pkey")
+    # The walk read every posting of the query's words: its ranking is exact, and scoring
+    # every match through the GIN index never runs.
+    assert "never executed" in _line(index_plan, "Bitmap Index Scan on chunk_search_vector")
+    # One posting per word cannot prove that nothing unread beats the top 5: then it does.
+    assert "never executed" not in _line(shallow_plan, "Bitmap Index Scan on chunk_search_vector")
     # The index branches sit under a one-time filter that is false: never executed.
-    hnsw_line = next(line for line in exact_plan.splitlines() if "chunk_hnsw_" in line)
-    assert "never executed" in hnsw_line
+    assert "never executed" in _line(exact_plan, "chunk_hnsw_")
+    assert "never executed" in _line(exact_plan, "retrieval_posting_pkey")
+
+
+def _line(plan: str, needle: str) -> str:
+    return next(line for line in plan.splitlines() if needle in line)
 
 
 def test_web_search_syntax_excludes_words_and_requires_phrases(handbook, boss):
