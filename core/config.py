@@ -431,13 +431,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse_float,
     ),
     Setting(
-        "PRODRAG_SEARCH_POSTINGS_DEPTH",
-        200,
-        "Full text over many documents: how many of each query word's best passages the reader "
-        "may see are read from the impact-ordered postings before checking that no unread "
-        "passage can enter the top k (if one could, every matching passage is scored). 0: never "
-        "walk the postings; always score every match.",
-        parse_int,
+        "PRODRAG_SEARCH_POSTINGS",
+        True,
+        "Full text over many documents ranks from the impact-ordered postings (summed per "
+        "passage, the best rescored exactly; the same ranking as scoring every match). False: "
+        "score every matching passage through the GIN index instead.",
+        parse_bool,
     ),
     Setting(
         "PRODRAG_LLM_API_BASE",

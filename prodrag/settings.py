@@ -322,7 +322,7 @@ HNSW_EF_SEARCH = config["PRODRAG_HNSW_EF_SEARCH"]
 HNSW_MAX_SCAN_TUPLES = config["PRODRAG_HNSW_MAX_SCAN_TUPLES"]
 BM25_K1 = config["PRODRAG_BM25_K1"]
 BM25_B = config["PRODRAG_BM25_B"]
-SEARCH_POSTINGS_DEPTH = config["PRODRAG_SEARCH_POSTINGS_DEPTH"]
+SEARCH_POSTINGS = config["PRODRAG_SEARCH_POSTINGS"]
 # A cross-encoder's directory (relative to the project), "llm", or "" (none): retrieval.checks.
 RERANKER = config["PRODRAG_RERANKER"]
 if RERANKER not in ("", "llm"):

@@ -7,7 +7,8 @@ the passages search can see: an atomic version swap swaps its statistics with it
 The same triggers keep `retrieval_posting` (migration 0002; no model, only the retrieval
 statement reads it): one row per (lexeme, passage) with the passage's BM25 term-frequency part
 for that lexeme, its *impact*, under a b-tree ordered by (lexeme, impact), so that full text
-can read each query word's best passages first instead of scoring every passage that has it.
+can sum a passage's score from the index alone instead of reading and scoring every passage
+that has a query word.
 Impacts are computed with the k1, b and average passage length recorded on CorpusStat
 (`posting_*`); the statement bounds what a drift of the average length can change and falls
 back to scoring every match when k1 or b differ from the settings (`manage.py

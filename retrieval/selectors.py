@@ -187,7 +187,7 @@ def _statement(
         vector_exact_below=settings.SEARCH_VECTOR_EXACT_BELOW,
         bm25_k1=settings.BM25_K1,
         bm25_b=settings.BM25_B,
-        postings_depth=settings.SEARCH_POSTINGS_DEPTH,
+        postings=settings.SEARCH_POSTINGS,
     )
 
 
@@ -218,7 +218,10 @@ def _statement_run(spec: Statement) -> list[Passage]:
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', %s, true), "
-            "set_config('hnsw.max_scan_tuples', %s, true)",
+            "set_config('hnsw.max_scan_tuples', %s, true), "
+            # Full text's pooled stage sums the postings of every query word per passage in
+            # memory: hundreds of thousands of passages for common words at 1M passages.
+            "set_config('work_mem', '64MB', true)",
             [
                 str(min(1000, max(settings.HNSW_EF_SEARCH, spec.depth))),
                 str(settings.HNSW_MAX_SCAN_TUPLES),

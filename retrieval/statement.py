@@ -24,8 +24,7 @@ Shape of the statement (its CTEs):
     cheap, because there are few.
   - large (`*_index`): an HNSW scan (cosine, the configured model's partial index over
     `embedding::vector(N)` in documents_chunkembedding), joined to the documents row by row
-    for the permission and filter checks; for full text, the postings walk below, and a GIN
-    scan of the full-text vectors when the walk cannot prove its ranking.
+    for the permission and filter checks; for full text, the postings (below).
     pgvector's iterative scan (set by the caller: `hnsw.iterative_scan = relaxed_order`)
     keeps walking the graph until enough passages pass, up to `hnsw.max_scan_tuples`; since
     the gate sends a search here only when more than VECTOR_EXACT_BELOW documents are
@@ -42,24 +41,25 @@ Shape of the statement (its CTEs):
   and the average length still come from the whole corpus: the side channel docs/usage.md
   describes). Phrases and exclusions written in web-search syntax (`"..."`, `-word`, `or`)
   are still honoured as a filter on this branch.
-- full text over many documents walks the impact-ordered postings (retrieval_posting, kept by
-  the chunk table's triggers; see retrieval.models) instead of scoring every match:
-  - `walk`: for each query lexeme, its POSTINGS_DEPTH highest-impact postings whose
-    documents the reader may read and the filters pass (a backward scan of the postings'
-    primary key, each posting's document checked by key).
-  - `walk_floor`: the most an unread passage can get from each lexeme, its idf times the
-    lowest impact read, or 0 when the lexeme's visible postings were all read.
-  - `walk_seen` / `walk_kept`: each candidate's score from the postings read (a lower bound)
-    and with the floors of the lexemes it was not seen with (an upper bound); candidates whose
-    upper bound falls below the depth-th best lower bound cannot make the list and are not
-    scored (MaxScore's pruning).
-  - `fulltext_walk`: the kept candidates scored exactly from their full-text vectors.
-  - `walk_check`: the walk's ranking is exact when its k-th score is at least what any unread
-    passage could score (the sum of the floors): the threshold algorithm's stopping rule.
-    Impacts were computed with the average passage length of their time; `tsq` widens the
-    bounds by the drift since. When the check fails (a query of common words only, say), or
-    the postings were computed with another k1 or b, `fulltext_index` scores every visible
-    match through the GIN index instead: exact, and slow only for such queries.
+- full text ranks in one of three ways, each exact (BM25's top k, ties aside):
+  - few visible documents (`exact_rare`, `exact_check`, `fulltext_exact`): their passages
+    that have a *rare* query word (in at most RARE_SHARE of all passages) are scored first;
+    when the k-th of those scores more than any passage of common words alone could (each
+    common word's highest impact times its idf, summed: `tsq.common_bound`), that is the
+    ranking; otherwise every visible match is scored. The rare/common split only saves work:
+    it no longer decides which passages are candidates.
+  - many visible documents (`pooled`, `pooled_top`, `pooled_best`, `fulltext_pooled`,
+    `pooled_check`): every passage with a query word gets its score from the impact-ordered
+    postings (retrieval_posting, kept by the chunk table's triggers; see retrieval.models):
+    the idf-weighted impacts summed per passage, read from the postings' primary key alone
+    (an index-only scan: no passage row, no tsvector). The best POOL_PER_DEPTH x depth of
+    those are checked against the reader's permissions and the filters by their document's
+    key, the best `depth` visible ones are scored exactly from their full-text vectors, and
+    the ranking stands when its k-th score beats what any passage left unscored could reach
+    (the next one's summed impacts, widened by the drift of the average passage length since
+    the impacts were computed).
+  - otherwise (the check failed, or the postings were computed with another k1 or b),
+    `fulltext_index` scores every visible match through the GIN index.
 - `dense` / `fulltext`: each branch's candidates with their rank; `fused`: their union (FULL
   JOIN on chunk id) scored by reciprocal-rank fusion or by a convex combination of min-max
   normalised scores; `top`: the best k, optionally one passage per document.
@@ -110,7 +110,7 @@ class Statement:
     vector_exact_below: int
     bm25_k1: float
     bm25_b: float
-    postings_depth: int
+    postings: bool
 
 
 _WEBSEARCH_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
@@ -246,7 +246,8 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
         "config": spec.fts_config,
         "k1": spec.bm25_k1,
         "b": spec.bm25_b,
-        "postings_depth": spec.postings_depth,
+        "postings": spec.postings,
+        "rare": RARE_SHARE,
     }
     # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
     # so no lexeme can be read as an operator.
@@ -254,7 +255,10 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
     return [
         """terms AS MATERIALIZED (
             SELECT s.lexeme,
-                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf
+                   ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf,
+                   s.passages::float8 / greatest(c.passages, 1) AS share,
+                   (SELECT max(p.impact) FROM retrieval_posting p WHERE p.lexeme = s.lexeme)
+                   AS top_impact
             FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
                  AS q(lexeme)
             JOIN retrieval_lexemestat s ON s.lexeme = q.lexeme
@@ -262,23 +266,45 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
             WHERE s.passages > 0)""",
         f"""tsq AS MATERIALIZED (
             SELECT (SELECT string_agg({quoted}, ' | ') FROM terms)::tsquery AS any_term,
+                   (SELECT string_agg({quoted}, ' | ') FROM terms WHERE share <= %(rare)s)::tsquery
+                   AS rare_term,
                    ARRAY(SELECT lexeme FROM terms) AS lexemes,
-                   c.length::float8 / greatest(c.passages, 1) AS avgdl,
+                   x.avgdl, x.current, x.current AND %(postings)s AS pooled,
+                   x.impact_high, x.impact_low,
                    -- BM25 of a passage of average length holding each of the query's
                    -- lexemes once (those some passage has).
                    (SELECT sum(idf) FROM terms) AS full_match,
-                   -- The postings' impacts are this search's BM25 parts (k1, b) up to the
-                   -- drift of the average length since they were computed: a true impact
-                   -- lies within [impact_low, impact_high] times the stored one (float4
-                   -- rounding included).
-                   %(postings_depth)s > 0 AND c.posting_avgdl IS NOT NULL
-                       AND c.posting_k1 = %(k1)s AND c.posting_b = %(b)s AS walkable,
-                   greatest(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
-                       * 1.000001 AS impact_high,
-                   least(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
-                       * 0.999999 AS impact_low
-            FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE)""",
+                   -- The most a passage can score from the query's common words: each
+                   -- word's highest impact, or BM25's ceiling k1 + 1 when the postings'
+                   -- impacts are not current.
+                   (SELECT coalesce(sum(idf * CASE WHEN x.current
+                                                   THEN top_impact * x.impact_high
+                                                   ELSE %(k1)s + 1 END), 0)
+                    FROM terms WHERE share > %(rare)s) AS common_bound
+            FROM (
+                SELECT c.length::float8 / greatest(c.passages, 1) AS avgdl,
+                       -- The postings' impacts are this search's BM25 parts (k1, b) up to
+                       -- the drift of the average length since they were computed: a true
+                       -- impact lies within [impact_low, impact_high] times the stored one
+                       -- (float4 rounding included).
+                       coalesce(c.posting_avgdl IS NOT NULL AND c.posting_k1 = %(k1)s
+                                AND c.posting_b = %(b)s, FALSE) AS current,
+                       greatest(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
+                           * 1.000001 AS impact_high,
+                       least(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
+                           * 0.999999 AS impact_low
+                FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE) x)""",
     ]
+
+
+# The pooled stage looks for the reader's best passages among this many times `depth` of the
+# best pooled ones (a reader who sees 1% of the passages finds about `depth` there).
+POOL_PER_DEPTH = 100
+
+# Words in at most this share of all passages are *rare*: the exact path first scores the
+# passages that have one, and scores the rest only when a passage of common words alone could
+# still make the top k. Speed only: the ranking is exact either way.
+RARE_SHARE = 0.05
 
 
 def _match_sql(spec: Statement) -> str:
@@ -332,72 +358,84 @@ def _dense_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
 
 def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
     params |= {
-        "postings_depth": spec.postings_depth,
-        "depth_offset": spec.depth - 1,
+        # How far down the pooled passages the reader's are looked for.
+        "pool_limit": spec.depth * POOL_PER_DEPTH,
         # The rank whose score must beat every unread passage: the k asked for, or the whole
         # candidate list when results are collapsed to one passage per document.
         "check_offset": (spec.depth if spec.collapse else spec.k) - 1,
     }
-    if visible_where == "TRUE AND TRUE":
-        postings = "retrieval_posting p WHERE p.lexeme = t.lexeme"
-    else:
-        postings = f"""retrieval_posting p JOIN documents_document d ON d.id = p.document_id
-                       WHERE p.lexeme = t.lexeme AND {visible_where}"""
-    # Pruning by bounds assumes every candidate stays one: not so under a phrase or exclusion.
-    prune = "TRUE" if _syntax_sql(spec) == "TRUE" else "FALSE"
+    pooled_join = (
+        ""
+        if visible_where == "TRUE AND TRUE"
+        else f"JOIN documents_document d ON d.id = a.document_id WHERE {visible_where}"
+    )
     return [
-        f"""fulltext_exact AS (
+        # The exact path in two stages: the visible passages that have a rare word, then, only
+        # if a passage of common words alone could still make the top k, every match.
+        f"""exact_rare AS MATERIALIZED (
             SELECT id, document_id, score FROM (
                 SELECT ch.id, ch.document_id,
-                       CASE WHEN {_match_sql(spec)} THEN {_BM25} END AS score
+                       CASE WHEN ch.search_vector @@ (SELECT rare_term FROM tsq)
+                                 AND {_syntax_sql(spec)} THEN {_BM25} END AS score
                 FROM documents_chunk ch
                 WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
                   AND (SELECT exact FROM gate)
                 OFFSET 0) scored
             WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
-        # The walk: each query lexeme's postings the reader may see, highest impact first.
-        f"""walk AS MATERIALIZED (
-            SELECT t.lexeme, t.idf, p.chunk_id, p.impact
-            FROM terms t CROSS JOIN LATERAL (
-                SELECT p.chunk_id, p.impact FROM {postings}
-                ORDER BY p.impact DESC, p.chunk_id DESC LIMIT %(postings_depth)s) p
-            WHERE NOT (SELECT exact FROM gate) AND (SELECT walkable FROM tsq))""",
-        # What an unread passage can get from each lexeme at most: the lowest impact read, or
-        # nothing when the lexeme's visible postings were all read.
-        """walk_floor AS MATERIALIZED (
-            SELECT t.lexeme, t.idf * CASE WHEN count(w.chunk_id) >= %(postings_depth)s
-                                          THEN min(w.impact) ELSE 0 END AS floor
-            FROM terms t LEFT JOIN walk w ON w.lexeme = t.lexeme
-            GROUP BY t.lexeme, t.idf)""",
-        """walk_seen AS MATERIALIZED (
-            SELECT w.chunk_id, sum(w.idf * w.impact) AS seen, sum(f.floor) AS seen_floor
-            FROM walk w JOIN walk_floor f ON f.lexeme = w.lexeme
-            GROUP BY w.chunk_id)""",
-        # A candidate is scored when its best possible score (what it was seen with, plus the
-        # floor of each lexeme it was not seen with) reaches the depth-th best lowest one.
-        f"""walk_kept AS (
-            SELECT chunk_id FROM walk_seen
-            WHERE NOT {prune} OR (SELECT impact_high FROM tsq)
-                  * (seen + (SELECT sum(floor) FROM walk_floor) - seen_floor)
-                  >= coalesce((SELECT (SELECT impact_low FROM tsq) * seen FROM walk_seen
-                               ORDER BY seen DESC OFFSET %(depth_offset)s LIMIT 1), 0))""",
-        f"""fulltext_walk AS MATERIALIZED (
+        """exact_check AS MATERIALIZED (
+            SELECT coalesce((SELECT score FROM exact_rare
+                             ORDER BY score DESC, id OFFSET %(check_offset)s LIMIT 1)
+                            > (SELECT common_bound FROM tsq), FALSE) AS proven)""",
+        f"""fulltext_exact AS (
+            SELECT * FROM exact_rare WHERE (SELECT proven FROM exact_check)
+            UNION ALL
+            SELECT id, document_id, score FROM (
+                SELECT ch.id, ch.document_id,
+                       CASE WHEN {_match_sql(spec)} THEN {_BM25} END AS score
+                FROM documents_chunk ch
+                WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
+                  AND (SELECT exact FROM gate) AND NOT (SELECT proven FROM exact_check)
+                OFFSET 0) scored
+            WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
+        # Over many documents, every passage with a query word is scored from the postings
+        # (their impacts summed per passage: no passage row is read), the best the reader may
+        # see are scored exactly, and the ranking is exact when no passage left unscored can
+        # beat the k-th.
+        """pooled AS (
+            SELECT p.chunk_id, p.document_id, sum(t.idf * p.impact) AS partial
+            FROM terms t JOIN retrieval_posting p ON p.lexeme = t.lexeme
+            WHERE NOT (SELECT exact FROM gate) AND (SELECT pooled FROM tsq)
+            GROUP BY p.chunk_id, p.document_id)""",
+        """pooled_top AS MATERIALIZED (
+            SELECT * FROM pooled ORDER BY partial DESC, chunk_id LIMIT %(pool_limit)s + 1)""",
+        f"""pooled_best AS MATERIALIZED (
+            SELECT chunk_id, partial, row_number() OVER (ORDER BY partial DESC, chunk_id) AS n
+            FROM (
+                SELECT a.chunk_id, a.partial
+                FROM (SELECT * FROM pooled_top ORDER BY partial DESC, chunk_id
+                      LIMIT %(pool_limit)s) a {pooled_join}
+                ORDER BY a.partial DESC, a.chunk_id LIMIT %(depth)s + 1) best)""",
+        f"""fulltext_pooled AS MATERIALIZED (
             SELECT id, document_id, score FROM (
                 SELECT ch.id, ch.document_id, CASE WHEN {_syntax_sql(spec)} THEN {_BM25} END
                        AS score
                 FROM documents_chunk ch
-                WHERE ch.id = ANY(ARRAY(SELECT chunk_id FROM walk_kept))
+                WHERE ch.id = ANY(ARRAY(SELECT chunk_id FROM pooled_best WHERE n <= %(depth)s))
                 OFFSET 0) scored
             WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
-        # The walk's ranking is exact when its k-th score beats any unread passage.
-        """walk_check AS MATERIALIZED (
-            SELECT (SELECT walkable FROM tsq) AND coalesce(
-                       (SELECT score FROM fulltext_walk
+        # What a passage left unscored can reach: the next visible one's summed impacts, or,
+        # when the reader's passages ran out among the best pooled, the next pooled one's.
+        """pooled_check AS MATERIALIZED (
+            SELECT (SELECT pooled FROM tsq) AND coalesce(
+                       (SELECT score FROM fulltext_pooled
                         ORDER BY score DESC, id OFFSET %(check_offset)s LIMIT 1)
-                       >= (SELECT impact_high FROM tsq) * unseen,
-                       unseen = 0) AS exact
-            FROM (SELECT coalesce(sum(floor), 0) AS unseen FROM walk_floor) u)""",
-        # Otherwise every visible passage with a query word is scored.
+                       > (SELECT impact_high FROM tsq) * greatest(
+                           (SELECT partial FROM pooled_best WHERE n = %(depth)s + 1),
+                           (SELECT partial FROM pooled_top ORDER BY partial DESC, chunk_id
+                            OFFSET %(pool_limit)s LIMIT 1)),
+                       NOT EXISTS (SELECT FROM pooled_best WHERE n > %(depth)s)
+                       AND NOT EXISTS (SELECT FROM pooled_top OFFSET %(pool_limit)s)) AS exact)""",
+        # Should that fail too, every visible passage with a query word is scored.
         f"""fulltext_index AS (
             SELECT * FROM (
                 SELECT id, document_id, score FROM (
@@ -406,13 +444,13 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
                     WHERE {_match_sql(spec)} AND {visible_where}
                     OFFSET 0) candidates
                 ORDER BY score DESC, id LIMIT %(depth)s) ranked
-            WHERE NOT (SELECT exact FROM gate) AND NOT (SELECT exact FROM walk_check))""",
+            WHERE NOT (SELECT exact FROM gate) AND NOT (SELECT exact FROM pooled_check))""",
         """fulltext AS (
             SELECT id, document_id, score AS bm25,
                    row_number() OVER (ORDER BY score DESC, id) AS rank,
                    min(score) OVER () AS low, max(score) OVER () AS high
             FROM (SELECT * FROM fulltext_exact
-                  UNION ALL SELECT * FROM fulltext_walk WHERE (SELECT exact FROM walk_check)
+                  UNION ALL SELECT * FROM fulltext_pooled WHERE (SELECT exact FROM pooled_check)
                   UNION ALL SELECT * FROM fulltext_index) branch)""",
     ]
 

@@ -68,9 +68,8 @@ def test_other_bm25_parameters_score_every_match_until_postings_rebuild(handbook
     settings.SEARCH_EXACT_BELOW = settings.SEARCH_VECTOR_EXACT_BELOW = 0
     before = passages_search(user=boss, query="annual leave", k=5, mode="fulltext").passages
     settings.BM25_K1 = 1.5
-    settings.SEARCH_POSTINGS_DEPTH = 1  # a walk this shallow could not prove its ranking
     changed = passages_search(user=boss, query="annual leave", k=5, mode="fulltext").passages
-    settings.SEARCH_POSTINGS_DEPTH = 0
+    settings.SEARCH_POSTINGS = False
     scored = passages_search(user=boss, query="annual leave", k=5, mode="fulltext").passages
     assert [p.score for p in changed] == [p.score for p in scored]
     assert [p.score for p in changed] != [p.score for p in before]
@@ -79,7 +78,7 @@ def test_other_bm25_parameters_score_every_match_until_postings_rebuild(handbook
     assert f"{_postings_count():,} postings rebuilt (k1 1.5, b 0.4)" in out.getvalue()
     assert CorpusStat.objects.get().posting_k1 == 1.5
     assert _postings_differ() == 0
-    settings.SEARCH_POSTINGS_DEPTH = 200
+    settings.SEARCH_POSTINGS = True
     walked = passages_search(user=boss, query="annual leave", k=5, mode="fulltext").passages
     assert [p.score for p in walked] == [p.score for p in scored]
 
@@ -94,7 +93,7 @@ passages = st.lists(
 
 class PostingsProperties(TestCase):
     """A reader sees one document of three. Searches go through the index path (the gate at
-    0), walking the postings a few at a time."""
+    0), ranking from the postings, and the exact path (the gate at 1,000)."""
 
     @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
@@ -102,7 +101,7 @@ class PostingsProperties(TestCase):
         hidden=passages,
         more_hidden=passages,
         query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=3, unique=True),
-        depth=st.integers(1, 4),
+        gate=st.sampled_from([0, 1000]),
     )
     # A word only hidden passages have, beside one most passages have: once, the rare word
     # alone decided the candidates, hiding the reader's matches.
@@ -111,15 +110,15 @@ class PostingsProperties(TestCase):
         hidden=[["zanzibarco"]] + [["budget"]] * 15,
         more_hidden=[],
         query=["budget", "zanzibarco"],
-        depth=1,
+        gate=1000,
     )
     def test_matches_never_depend_on_passages_the_reader_cannot_see(
-        self, visible, hidden, more_hidden, query, depth
+        self, visible, hidden, more_hidden, query, gate
     ):
         """GIVEN a reader's passages and passages in documents they cannot read
         WHEN passages they cannot read are added or removed
         THEN the reader's full-text matches (every visible passage with a query word) stay
-        the same, and the walk ranks them as scoring every match does."""
+        the same, and the postings rank them as scoring every match does."""
         reader = UserFactory()
         mine = _document(owner=reader)
         theirs = [_document(owner=UserFactory()), _document(owner=UserFactory())]
@@ -127,18 +126,17 @@ class PostingsProperties(TestCase):
         _passages(theirs[0], hidden)
         expected = {pk for pk, words in words_of.items() if set(words) & set(query)}
         text = " ".join(query)
-        with self.settings(SEARCH_EXACT_BELOW=0, SEARCH_VECTOR_EXACT_BELOW=0):
+        with self.settings(SEARCH_EXACT_BELOW=gate, SEARCH_VECTOR_EXACT_BELOW=gate):
             for change in ("before", "added", "removed"):
                 if change == "added":
                     _passages(theirs[1], more_hidden)
                 elif change == "removed":
                     Chunk.objects.filter(document__in=theirs).delete()
                 reader = User.objects.get(pk=reader.pk)
-                with self.settings(SEARCH_POSTINGS_DEPTH=depth):
-                    every = passages_search(user=reader, query=text, k=1000, mode="fulltext")
-                    top = passages_search(user=reader, query=text, k=3, mode="fulltext")
+                every = passages_search(user=reader, query=text, k=1000, mode="fulltext")
+                top = passages_search(user=reader, query=text, k=3, mode="fulltext")
                 assert {p.chunk_id for p in every.passages} == expected, change
-                with self.settings(SEARCH_POSTINGS_DEPTH=0):
+                with self.settings(SEARCH_POSTINGS=False):
                     scored = passages_search(user=reader, query=text, k=3, mode="fulltext")
                 assert [round(p.score, 9) for p in top.passages] == [
                     round(p.score, 9) for p in scored.passages

@@ -259,7 +259,7 @@ def _statement(user_principals, exact_below, **overrides):
             "vector_exact_below": exact_below,
             "bm25_k1": 0.9,
             "bm25_b": 0.4,
-            "postings_depth": 200,
+            "postings": True,
         }
         | overrides
     )
@@ -310,18 +310,31 @@ def test_the_gate_runs_one_path_and_the_index_path_walks_hnsw_and_the_postings(c
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         index_plan = _plan(_statement(None, exact_below=0))
-        shallow_plan = _plan(_statement(None, exact_below=0, postings_depth=1))
+        # Postings computed with another k1 cannot rank: then every match is scored.
+        stale_plan = _plan(_statement(None, exact_below=0, bm25_k1=1.5))
         exact_plan = _plan(_statement(None, exact_below=1000))
     assert "Index Scan using chunk_hnsw_" in index_plan
-    assert "never executed" not in _line(index_plan, "retrieval_posting_pkey")
-    # The walk read every posting of the query's words: its ranking is exact, and scoring
-    # every match through the GIN index never runs.
+    assert _posting_scans(index_plan) and not any(
+        "never executed" in line for line in _posting_scans(index_plan)
+    )
+    # The postings' ranking is proven exact: scoring every match through the GIN index
+    # never runs.
     assert "never executed" in _line(index_plan, "Bitmap Index Scan on chunk_search_vector")
-    # One posting per word cannot prove that nothing unread beats the top 5: then it does.
-    assert "never executed" not in _line(shallow_plan, "Bitmap Index Scan on chunk_search_vector")
+    assert all("never executed" in line for line in _posting_scans(stale_plan))
+    assert "never executed" not in _line(stale_plan, "Bitmap Index Scan on chunk_search_vector")
     # The index branches sit under a one-time filter that is false: never executed.
     assert "never executed" in _line(exact_plan, "chunk_hnsw_")
-    assert "never executed" in _line(exact_plan, "retrieval_posting_pkey")
+    assert all("never executed" in line for line in _posting_scans(exact_plan))
+
+
+def _posting_scans(plan: str) -> list[str]:
+    """The plan's scans of the postings that sum them (not the lookups of a word's highest
+    impact, a backward scan that every full-text search makes)."""
+    return [
+        line
+        for line in plan.splitlines()
+        if "retrieval_posting_pkey" in line and "Backward" not in line
+    ]
 
 
 def _line(plan: str, needle: str) -> str:
