@@ -355,6 +355,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_INGEST_ORPHAN_SECONDS",
+        30,
+        "A document being parsed, chunked or embedded that has not moved for this long and "
+        "that no worker holds (its advisory lock is free: the worker was killed) is queued "
+        "again at the next sweep (every minute).",
+        parse_int,
+    ),
+    Setting(
         "PRODRAG_SEARCH_FUSION",
         "adaptive",
         "How hybrid search fuses its vector and full-text rankings: `adaptive` (weighted mean "

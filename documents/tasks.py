@@ -23,4 +23,6 @@ def documents_process(document_ids: list[int]) -> None:
 def documents_requeue() -> int:
     from documents.services.queue import documents_requeue_stalled
 
-    return documents_requeue_stalled(older_than=settings.INGEST_STALL_SECONDS)
+    return documents_requeue_stalled(
+        older_than=settings.INGEST_STALL_SECONDS, orphaned_after=settings.INGEST_ORPHAN_SECONDS
+    )

@@ -357,6 +357,7 @@ PARSE_MEMORY_MB = config["PRODRAG_PARSE_MEMORY_MB"]
 INGEST_BATCH_SIZE = config["PRODRAG_INGEST_BATCH_SIZE"]
 INGEST_MAX_TRIES = config["PRODRAG_INGEST_MAX_TRIES"]
 INGEST_STALL_SECONDS = config["PRODRAG_INGEST_STALL_SECONDS"]
+INGEST_ORPHAN_SECONDS = config["PRODRAG_INGEST_ORPHAN_SECONDS"]
 
 # --- background work ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models, transaction
+from django.db.models import BooleanField, F, Func
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -48,18 +49,52 @@ def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
     return len(documents)
 
 
-def documents_requeue_stalled(*, older_than: float) -> int:
-    """Queue again documents still unfinished whose row has not moved for `older_than`
-    seconds: their task was lost (a broker without redelivery, a worker killed outright). A
-    document still being worked on is skipped by its new task, so this is safe to overdo."""
-    cutoff = timezone.now() - timedelta(seconds=older_than)
-    ids = list(
-        Document.objects.filter(status__in=ACTIVE, updated_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )
+def documents_requeue_stalled(*, older_than: float, orphaned_after: float) -> int:
+    """Queue again documents whose task was lost (a broker without redelivery, a worker killed
+    outright):
+    - a document being worked on (parsing, chunking, embedding) whose row has not moved for
+      `orphaned_after` seconds and whose advisory lock no session holds: its worker is gone;
+    - any unfinished document whose row has not moved for `older_than` seconds.
+    A document still being worked on is skipped by its new task, so this is safe to overdo.
+
+    Locks: each orphan candidate's advisory lock, taken and released at once to see that no
+    session holds it."""
+    now = timezone.now()
+    stalled = set(
+        Document.objects.filter(
+            status__in=ACTIVE, updated_at__lt=now - timedelta(seconds=older_than)
+        ).values_list("pk", flat=True)
     )
+    candidates = Document.objects.filter(
+        status__in=WORKED_ON, updated_at__lt=now - timedelta(seconds=orphaned_after)
+    ).exclude(pk__in=stalled)
+    ids = sorted(stalled | set(_unlocked(candidates)))
     documents_enqueue(document_ids=ids)
     return len(ids)
+
+
+# The statuses a worker sets while it holds the document's advisory lock.
+WORKED_ON = [Document.Status.PARSING, Document.Status.CHUNKING, Document.Status.EMBEDDING]
+
+
+def _unlocked(documents: models.QuerySet[Document]) -> list[int]:
+    """The ids of these documents whose advisory lock no session holds (ingestion holds it for
+    a whole run, and it vanishes with a killed worker's connection)."""
+    probed = (
+        documents.order_by("pk")
+        .annotate(free=Func(F("pk"), function="pg_try_advisory_lock", output_field=BooleanField()))
+        .values_list("pk", "free")
+    )
+    free = [pk for pk, taken in probed if taken]
+    if free:
+        list(
+            Document.objects.filter(pk__in=free)
+            .annotate(
+                released=Func(F("pk"), function="pg_advisory_unlock", output_field=BooleanField())
+            )
+            .values_list("released", flat=True)
+        )
+    return free
 
 
 def status_set(documents: list[Document], status: str, *, also: Sequence[str] = ()) -> None:

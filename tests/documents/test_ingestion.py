@@ -1,9 +1,14 @@
 """The ingestion service in this process (the worker's own behaviour is in
 test_ingestion_worker): strategies, incremental embedding, retries, requeueing."""
 
+from datetime import timedelta
+
 import numpy as np
+import psycopg
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.utils import timezone
 
 from documents.embedding import EmbeddingUnavailable, embedder
 from documents.models import Collection, Document
@@ -122,6 +127,38 @@ def test_documents_left_unfinished_are_queued_again(
     Document.objects.filter(pk=done.pk).update(status=Document.Status.READY)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert documents_requeue_stalled(older_than=3600) == 0
-        assert documents_requeue_stalled(older_than=0) == 1
+        assert documents_requeue_stalled(older_than=3600, orphaned_after=3600) == 0
+        assert documents_requeue_stalled(older_than=0, orphaned_after=3600) == 1
     assert queued == [[waiting.pk]]
+
+
+def test_documents_no_worker_holds_are_queued_again_within_a_minute(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    """GIVEN documents left in `embedding` two minutes ago, one still locked by a live worker's
+    session, one whose worker is gone, and one just moved
+    WHEN the sweep runs with the long timeout far off
+    THEN only the one no session holds is queued again."""
+    queued = []
+    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+    collection = CollectionFactory()
+    orphan, held, fresh, pending = (
+        _upload(collection, f"Text {name}.", name=f"{name}.txt")
+        for name in ("orphan", "held", "fresh", "pending")
+    )
+    two_minutes_ago = timezone.now() - timedelta(minutes=2)
+    Document.objects.filter(pk__in=[orphan.pk, held.pk, fresh.pk]).update(
+        status=Document.Status.EMBEDDING, updated_at=two_minutes_ago
+    )
+    Document.objects.filter(pk=fresh.pk).update(updated_at=timezone.now())
+    Document.objects.filter(pk=pending.pk).update(updated_at=two_minutes_ago)
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as worker:
+        worker.execute("SELECT pg_advisory_lock(%s)", [held.pk])
+        with django_capture_on_commit_callbacks(execute=True):
+            assert documents_requeue_stalled(older_than=600, orphaned_after=60) == 1
+    assert queued == [[orphan.pk]]
+    with connection.cursor() as cursor:  # the sweep's probe left no lock behind
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        assert cursor.fetchone()[0] == 0
