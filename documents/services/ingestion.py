@@ -12,7 +12,6 @@ from pathlib import PurePath
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BooleanField, F, Func
 from django.utils import timezone
 
 from core import metrics
@@ -35,7 +34,7 @@ from documents.parsing import (
 )
 from documents.sandbox import ParserSandbox
 from documents.services.index import chunk_search_vectors_refresh
-from documents.services.queue import ACTIVE, status_set
+from documents.services.queue import ACTIVE, documents_lock_try, documents_unlock, status_set
 
 _STAGE_NAMES = {Document.Status.PARSING: "parse", Document.Status.CHUNKING: "chunk"}
 log = logging.getLogger("prodrag.ingest")
@@ -72,42 +71,26 @@ def documents_ingest(*, document_ids: Sequence[int]) -> None:
         if claimed:
             _documents_run(claimed)
     finally:
-        _documents_release([work.document.pk for work in claimed])
+        documents_unlock([work.document.pk for work in claimed])
 
 
 def _documents_claim(document_ids: Sequence[int]) -> list[_Work]:
-    locked = (
-        Document.objects.filter(pk__in=document_ids, status__in=ACTIVE)
-        .exclude(current_version=None)
-        .order_by("pk")
-        .annotate(
-            claimed=Func(F("pk"), function="pg_try_advisory_lock", output_field=BooleanField())
+    ids = documents_lock_try(
+        Document.objects.filter(pk__in=document_ids, status__in=ACTIVE).exclude(
+            current_version=None
         )
-        .values_list("pk", "claimed")
     )
-    ids = [pk for pk, claimed in locked if claimed]
     documents = Document.objects.filter(pk__in=ids, status__in=ACTIVE).select_related(
         "collection", "current_version"
     )
     found = {document.pk for document in documents}
-    _documents_release([pk for pk in ids if pk not in found])
+    documents_unlock([pk for pk in ids if pk not in found])
     work = []
     for document in documents.order_by("pk"):
         document.attempts += 1
         work.append(_Work(document=document, version=document.current_version))
     Document.objects.bulk_update([item.document for item in work], ["attempts"])
     return work
-
-
-def _documents_release(ids: Sequence[int]) -> None:
-    if ids:
-        list(
-            Document.objects.filter(pk__in=ids)
-            .annotate(
-                released=Func(F("pk"), function="pg_advisory_unlock", output_field=BooleanField())
-            )
-            .values_list("released", flat=True)
-        )
 
 
 def _documents_run(claimed: list[_Work]) -> None:

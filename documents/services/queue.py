@@ -80,21 +80,32 @@ WORKED_ON = [Document.Status.PARSING, Document.Status.CHUNKING, Document.Status.
 def _unlocked(documents: models.QuerySet[Document]) -> list[int]:
     """The ids of these documents whose advisory lock no session holds (ingestion holds it for
     a whole run, and it vanishes with a killed worker's connection)."""
+    free = documents_lock_try(documents)
+    documents_unlock(free)
+    return free
+
+
+def documents_lock_try(documents: models.QuerySet[Document]) -> list[int]:
+    """Take the session advisory lock of each of these documents that no session holds, in id
+    order; returns their ids. Held until documents_unlock or the end of the connection."""
     probed = (
         documents.order_by("pk")
-        .annotate(free=Func(F("pk"), function="pg_try_advisory_lock", output_field=BooleanField()))
-        .values_list("pk", "free")
+        .annotate(taken=Func(F("pk"), function="pg_try_advisory_lock", output_field=BooleanField()))
+        .values_list("pk", "taken")
     )
-    free = [pk for pk, taken in probed if taken]
-    if free:
+    return [pk for pk, taken in probed if taken]
+
+
+def documents_unlock(ids: Sequence[int]) -> None:
+    """Release the session advisory locks documents_lock_try took on these documents."""
+    if ids:
         list(
-            Document.objects.filter(pk__in=free)
+            Document.objects.filter(pk__in=ids)
             .annotate(
                 released=Func(F("pk"), function="pg_advisory_unlock", output_field=BooleanField())
             )
             .values_list("released", flat=True)
         )
-    return free
 
 
 def status_set(documents: list[Document], status: str, *, also: Sequence[str] = ()) -> None:
