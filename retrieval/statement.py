@@ -270,7 +270,7 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
                    AS rare_term,
                    ARRAY(SELECT lexeme FROM terms) AS lexemes,
                    x.avgdl, x.current, x.current AND %(postings)s AS pooled,
-                   x.impact_high, x.impact_low,
+                   x.impact_high,
                    -- BM25 of a passage of average length holding each of the query's
                    -- lexemes once (those some passage has).
                    (SELECT sum(idf) FROM terms) AS full_match,
@@ -285,14 +285,12 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
                 SELECT c.length::float8 / greatest(c.passages, 1) AS avgdl,
                        -- The postings' impacts are this search's BM25 parts (k1, b) up to
                        -- the drift of the average length since they were computed: a true
-                       -- impact lies within [impact_low, impact_high] times the stored one
-                       -- (float4 rounding included).
+                       -- impact is at most impact_high times the stored one (float4
+                       -- rounding included).
                        coalesce(c.posting_avgdl IS NOT NULL AND c.posting_k1 = %(k1)s
                                 AND c.posting_b = %(b)s, FALSE) AS current,
                        greatest(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
-                           * 1.000001 AS impact_high,
-                       least(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
-                           * 0.999999 AS impact_low
+                           * 1.000001 AS impact_high
                 FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE) x)""",
     ]
 
@@ -364,6 +362,19 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
         # candidate list when results are collapsed to one passage per document.
         "check_offset": (spec.depth if spec.collapse else spec.k) - 1,
     }
+    visible_chunks = "ch.document_id = ANY(ARRAY(SELECT id FROM visible))"
+    exact_rare = _scored_sql(
+        f"ch.search_vector @@ (SELECT rare_term FROM tsq) AND {_syntax_sql(spec)}",
+        f"{visible_chunks} AND (SELECT exact FROM gate)",
+    )
+    exact_rest = _scored_sql(
+        _match_sql(spec),
+        f"{visible_chunks} AND (SELECT exact FROM gate) AND NOT (SELECT proven FROM exact_check)",
+    )
+    pooled_scored = _scored_sql(
+        _syntax_sql(spec),
+        "ch.id = ANY(ARRAY(SELECT chunk_id FROM pooled_best WHERE n <= %(depth)s))",
+    )
     pooled_join = (
         ""
         if visible_where == "TRUE AND TRUE"
@@ -372,16 +383,7 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
     return [
         # The exact path in two stages: the visible passages that have a rare word, then, only
         # if a passage of common words alone could still make the top k, every match.
-        f"""exact_rare AS MATERIALIZED (
-            SELECT id, document_id, score FROM (
-                SELECT ch.id, ch.document_id,
-                       CASE WHEN ch.search_vector @@ (SELECT rare_term FROM tsq)
-                                 AND {_syntax_sql(spec)} THEN {_BM25} END AS score
-                FROM documents_chunk ch
-                WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
-                  AND (SELECT exact FROM gate)
-                OFFSET 0) scored
-            WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
+        f"""exact_rare AS MATERIALIZED ({exact_rare})""",
         """exact_check AS MATERIALIZED (
             SELECT coalesce((SELECT score FROM exact_rare
                              ORDER BY score DESC, id OFFSET %(check_offset)s LIMIT 1)
@@ -389,14 +391,7 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
         f"""fulltext_exact AS (
             SELECT * FROM exact_rare WHERE (SELECT proven FROM exact_check)
             UNION ALL
-            SELECT id, document_id, score FROM (
-                SELECT ch.id, ch.document_id,
-                       CASE WHEN {_match_sql(spec)} THEN {_BM25} END AS score
-                FROM documents_chunk ch
-                WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
-                  AND (SELECT exact FROM gate) AND NOT (SELECT proven FROM exact_check)
-                OFFSET 0) scored
-            WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
+            {exact_rest})""",
         # Over many documents, every passage with a query word is scored from the postings
         # (their impacts summed per passage: no passage row is read), the best the reader may
         # see are scored exactly, and the ranking is exact when no passage left unscored can
@@ -415,14 +410,7 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
                 FROM (SELECT * FROM pooled_top ORDER BY partial DESC, chunk_id
                       LIMIT %(pool_limit)s) a {pooled_join}
                 ORDER BY a.partial DESC, a.chunk_id LIMIT %(depth)s + 1) best)""",
-        f"""fulltext_pooled AS MATERIALIZED (
-            SELECT id, document_id, score FROM (
-                SELECT ch.id, ch.document_id, CASE WHEN {_syntax_sql(spec)} THEN {_BM25} END
-                       AS score
-                FROM documents_chunk ch
-                WHERE ch.id = ANY(ARRAY(SELECT chunk_id FROM pooled_best WHERE n <= %(depth)s))
-                OFFSET 0) scored
-            WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s)""",
+        f"""fulltext_pooled AS MATERIALIZED ({pooled_scored})""",
         # What a passage left unscored can reach: the next visible one's summed impacts, or,
         # when the reader's passages ran out among the best pooled, the next pooled one's.
         """pooled_check AS MATERIALIZED (
@@ -453,6 +441,18 @@ def _fulltext_ctes(spec: Statement, params: dict, visible_where: str) -> list[st
                   UNION ALL SELECT * FROM fulltext_pooled WHERE (SELECT exact FROM pooled_check)
                   UNION ALL SELECT * FROM fulltext_index) branch)""",
     ]
+
+
+def _scored_sql(match: str, where: str) -> str:
+    """The best `depth` of the passages `where` selects, each scored by BM25 when it passes
+    `match`. OFFSET 0 fences the scoring: each passage is scored once, before the ordering."""
+    return f"""
+        SELECT id, document_id, score FROM (
+            SELECT ch.id, ch.document_id, CASE WHEN {match} THEN {_BM25} END AS score
+            FROM documents_chunk ch
+            WHERE {where}
+            OFFSET 0) scored
+        WHERE score IS NOT NULL ORDER BY score DESC, id LIMIT %(depth)s"""
 
 
 def _fused_sql(spec: Statement, params: dict) -> str:
