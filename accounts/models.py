@@ -119,3 +119,29 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or '-'} {self.action}"
+
+
+class PermissionMark(models.Model):
+    """One row: a number that grows with every committed transaction that can narrow what
+    someone may read (a grant revoked, a group left, a user deactivated, a document deleted or
+    moved). Database triggers keep it (migration accounts 0005 and documents 0010), so no path
+    of writing can forget it. A read replica whose copy of the row is older than the
+    primary's has not replayed some such change, and accounts.replicas does not read from it."""
+
+    position = models.BigIntegerField(
+        help_text="The primary's WAL insert position (bytes) when the last change was written."
+    )
+
+    def __str__(self) -> str:
+        return f"permissions changed at WAL byte {self.position}"
+
+
+class WriteMark(models.Model):
+    """Where the primary's WAL was after a user's last write request: a replica serves that
+    user's reads only once it has replayed this far (read-your-writes; accounts.replicas)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    position = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.user} last wrote at WAL byte {self.position}"

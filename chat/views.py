@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.api.throttles import ChatAskThrottle, throttled
+from accounts.replicas import page_reads_from_replica
 from chat.forms import AskForm, FeedbackForm
 from chat.models import Conversation, Message
 from chat.selectors import access_answer, access_conversation, answers_withhold, cited_source
@@ -31,6 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@page_reads_from_replica
 def conversation(request: HttpRequest, pk: int) -> HttpResponse:
     found = access_conversation(request.user, pk)
     form = AskForm(user=request.user, initial={"conversation": found.pk, **_last_scope(found)})
@@ -91,6 +93,7 @@ def feedback(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
+@page_reads_from_replica
 def source(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     return render(
         request,

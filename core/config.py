@@ -203,6 +203,30 @@ SETTINGS: tuple[Setting, ...] = (
         "Database name on the embedded server.",
     ),
     Setting(
+        "PRODRAG_DATABASE_REPLICA_URLS",
+        [],
+        "Comma-separated read replicas of `DATABASE_URL` (secret; or "
+        "`PRODRAG_DATABASE_REPLICA_URLS_FILE`): streaming standbys that searches and read-only "
+        "pages may read from when they have replayed every permission change and the user's own "
+        "last write (docs/operations.md, Read replicas).",
+        parse_list,
+        secret=True,
+    ),
+    Setting(
+        "PRODRAG_REPLICAS",
+        0,
+        "Local streaming standbys of the embedded server (in `var/replica-N-pgdata`, made with "
+        "`pg_basebackup` at first use), used as read replicas. Ignored with `DATABASE_URL`.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_REPLICA_MAX_LAG_SECONDS",
+        10.0,
+        "A replica whose replay is further behind the primary than this is skipped (reads go to "
+        "the primary).",
+        parse_float,
+    ),
+    Setting(
         "PRODRAG_DB_CONN_MAX_AGE",
         60,
         "Seconds a database connection is kept open between requests.",

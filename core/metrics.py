@@ -39,6 +39,19 @@ SEARCH_FALLBACKS = Counter(
     "prodrag_search_fallbacks_total",
     "Searches answered by full text alone because vector search failed.",
 )
+REPLICA_READS = Counter(
+    "prodrag_replica_reads_total",
+    "Reads that could use a replica (search, answer retrieval, read-only pages), by the "
+    "database that served them.",
+    ["database"],
+)
+REPLICA_SKIPS = Counter(
+    "prodrag_replica_skips_total",
+    "Times a replica was passed over for a read, by replica and reason (down, lagging, "
+    "behind: it has not replayed a permission change or the user's last write).",
+    ["replica", "reason"],
+)
+
 ANSWERS = Counter("prodrag_answers_total", "Answers stored, by mode.", ["mode"])
 ANSWER_FALLBACKS = Counter(
     "prodrag_answer_fallbacks_total",

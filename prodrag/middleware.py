@@ -5,6 +5,9 @@
   error shape.
 - AuditOrigin: audit events recorded while a request is handled name its user, token, client
   address and whether it came through the API, the admin or the pages.
+- ReadYourWrites: after a signed-in user's request that may have written (any method but
+  GET, HEAD, OPTIONS), the primary's WAL position is remembered for them, so that their next
+  reads come from a replica only once it has caught up (accounts.replicas).
 - DatabaseUnavailable: a view that finds the database down answers 503 with Retry-After (the
   API's error shape under /api/, a page that reloads itself elsewhere), not a 500; the API's
   own views do the same through core.api.exception_handler.
@@ -15,6 +18,7 @@ from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from accounts.models import AuditEvent
+from accounts.replicas import READ_ONLY_METHODS, write_mark
 from accounts.services import AuditOrigin as Origin
 from accounts.services import audit_origin
 from core.api import DATABASE_DOWN, DATABASE_RETRY_AFTER, database_unavailable_response
@@ -61,6 +65,19 @@ class AuditOrigin:
             via = AuditEvent.Via.PAGE
         with audit_origin(Origin(via=via, request=request)):
             return self.get_response(request)
+
+
+class ReadYourWrites:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        # The API authenticates in its views, which hand their user to the request.
+        user = getattr(request, "user", None)
+        if request.method not in READ_ONLY_METHODS and user is not None and user.is_authenticated:
+            write_mark(user=user)
+        return response
 
 
 class DatabaseUnavailable:

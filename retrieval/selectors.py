@@ -9,10 +9,11 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Count
 
 from accounts.pii import pii_mask
+from accounts.replicas import reading_alias, replica_reads
 from accounts.selectors import Principals, user_principals
 from core import metrics
 from core.tracing import tracer
@@ -73,7 +74,33 @@ def passages_search(
     retrieval.statement) with permissions and filters inside every branch. `collapse`: at most
     one passage (the best) per document. In `hybrid+rerank` mode the hybrid candidates are
     re-ordered by the configured re-ranker. `expand`: also search rephrasings of the query
-    (retrieval.expansion) and fuse all rankings by reciprocal rank."""
+    (retrieval.expansion) and fuse all rankings by reciprocal rank.
+
+    Reads from a replica when one is fresh enough for this user (accounts.replicas)."""
+    with replica_reads(user=user):
+        return _passages_search(
+            user=user,
+            query=query,
+            k=k,
+            mode=mode,
+            filters=filters,
+            fusion=fusion,
+            collapse=collapse,
+            expand=expand,
+        )
+
+
+def _passages_search(
+    *,
+    user,
+    query: str,
+    k: int,
+    mode: str,
+    filters: Filters | None,
+    fusion: Fusion | None,
+    collapse: bool,
+    expand: bool,
+) -> SearchResult:
     started = time.monotonic()
     if mode not in MODES:
         raise SearchError(f"Unknown mode {mode!r}; one of: {', '.join(MODES)}.")
@@ -214,7 +241,8 @@ def _statement_run_or_fail(spec: Statement) -> list[Passage]:
 def _statement_run(spec: Statement) -> list[Passage]:
     sql, params = statement_build(spec)
     # SET LOCAL lasts until the end of this transaction: the HNSW walk of this one search.
-    with transaction.atomic(), connection.cursor() as cursor:
+    alias = reading_alias()
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         cursor.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
             "set_config('hnsw.ef_search', %s, true), "
@@ -270,7 +298,7 @@ def _feedback_paths(query: str, passages: list[Passage]) -> list[tuple[str, str]
         fts_config=settings.FTS_CONFIG,
         n=FEEDBACK_TERMS,
     )
-    with connection.cursor() as cursor:
+    with connections[reading_alias()].cursor() as cursor:
         cursor.execute(sql, params)
         terms = [row[0] for row in cursor.fetchall()]
     return [(feedback_text(query, terms), FULLTEXT)] if terms else []

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken
+from accounts.replicas import ApiReadsFromReplica
 from chat.api.serializers import (
     AskResponseSerializer,
     AskSerializer,
@@ -83,7 +84,7 @@ class AskView(APIView):
         )
 
 
-class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
+class ConversationViewSet(ApiReadsFromReplica, viewsets.ReadOnlyModelViewSet):
     """The user's own conversations; anyone else's answers 404, superusers' included."""
 
     serializer_class = ConversationSerializer
@@ -103,7 +104,7 @@ class ConversationViewSet(viewsets.ReadOnlyModelViewSet):
         return self.get_paginated_response(MessageSerializer(page, many=True).data)
 
 
-class AnswerViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class AnswerViewSet(ApiReadsFromReplica, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """An answer in one of the user's conversations, and feedback on it."""
 
     serializer_class = MessageSerializer
