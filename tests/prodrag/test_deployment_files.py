@@ -31,6 +31,22 @@ def test_compose_runs_pgvector_0_8_redis_web_and_worker():
     )
 
 
+def test_compose_replica_is_an_optional_streaming_standby_of_db():
+    compose = _compose()
+    services = compose["services"]
+    replica = services["db-replica"]
+    assert replica["profiles"] == ["replica"]
+    assert replica["image"] == services["db"]["image"]
+    script = replica["command"][-1]
+    assert "pg_basebackup --host db" in script and "--write-recovery-conf" in script
+    assert script.rstrip().endswith("exec postgres")
+    assert replica["volumes"][0].split(":")[0] != services["db"]["volumes"][0].split(":")[0]
+    assert replica["depends_on"]["db"]["condition"] == "service_healthy"
+    access = services["db"]["configs"][0]
+    assert access["target"].startswith("/docker-entrypoint-initdb.d/")
+    assert "host replication prodrag" in compose["configs"][access["source"]]["content"]
+
+
 def test_compose_commands_name_things_that_exist():
     services = _compose()["services"]
     assert services["worker"]["command"][:3] == ["celery", "--app", "prodrag"]
