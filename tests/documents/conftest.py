@@ -18,9 +18,11 @@ class Worker:
     """A real `celery worker` process on the test database (tasks, rows and files shared with
     the test through the embedded server and a common media directory)."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, name: str = "celery", queues=()) -> None:
         self.env = env
         self.log = log
+        self.name = name
+        self.queues = queues
         self.alive_file = Path(env["PRODRAG_WORKER_ALIVE_FILE"])
         self.metrics_url = f"http://127.0.0.1:{env['PRODRAG_WORKER_METRICS_PORT']}/metrics"
         self.process: subprocess.Popen | None = None
@@ -35,6 +37,9 @@ class Worker:
                 "worker",
                 "--concurrency",
                 "1",
+                "--hostname",
+                f"{self.name}@%h",
+                *(["--queues", ",".join(self.queues)] if self.queues else []),
                 "--loglevel",
                 "INFO",
                 "--without-gossip",
@@ -70,19 +75,23 @@ def worker_media(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("worker-media")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, worker_media, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("worker")
+def worker_env(directory: Path, media: Path) -> dict[str, str]:
+    """A worker's environment: files of its own in `directory`, uploads read from `media`."""
     (directory / "prometheus").mkdir()
-    env = process_env(
-        PRODRAG_MEDIA_ROOT=str(worker_media),
+    return process_env(
+        PRODRAG_MEDIA_ROOT=str(media),
         PRODRAG_WORKER_ALIVE_FILE=str(directory / "worker.alive"),
         # Pool processes write their samples there; the main process serves them on the port.
         PROMETHEUS_MULTIPROC_DIR=str(directory / "prometheus"),
         PRODRAG_WORKER_METRICS_PORT=str(free_port()),
         **WORKER_LIMITS,
     )
-    worker = Worker(env, directory / "worker.log")
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, worker_media, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("worker")
+    worker = Worker(worker_env(directory, worker_media), directory / "worker.log")
     worker.start()
     yield worker
     worker.stop()
@@ -109,3 +118,24 @@ def documents_settle(ids, *, timeout: float = 180):
             states = {document.source: document.status for document in documents}
             raise AssertionError(f"documents did not finish in {timeout} s: {states}")
         time.sleep(0.3)
+
+
+class QueuedTasks(list):
+    """The document ids of each ingestion task queued, in order; `queues`: where each went."""
+
+    def __init__(self):
+        super().__init__()
+        self.queues: list[str] = []
+
+    def record(self, args, queue, **options):
+        (document_ids,) = args
+        self.append(document_ids)
+        self.queues.append(queue)
+
+
+@pytest.fixture
+def queued(monkeypatch) -> QueuedTasks:
+    """Ingestion tasks are recorded here instead of being sent to the broker."""
+    tasks = QueuedTasks()
+    monkeypatch.setattr("documents.tasks.documents_process.apply_async", tasks.record)
+    return tasks

@@ -130,7 +130,7 @@ def test_document_pages_of_forbidden_documents_are_not_found(client, knowledge_m
 
 
 def test_failed_documents_can_be_retried_from_the_list(
-    client, knowledge_manager, django_capture_on_commit_callbacks, monkeypatch
+    client, knowledge_manager, django_capture_on_commit_callbacks, queued
 ):
     collection = Collection.objects.create(name="Handbook", owner=knowledge_manager)
     failed = DocumentFactory(
@@ -138,8 +138,6 @@ def test_failed_documents_can_be_retried_from_the_list(
     )
     failed.current_version = DocumentVersionFactory(document=failed)
     failed.save()
-    queued = []
-    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
 
     listing = client.get(reverse("admin:documents_document_changelist"))
     assert "failed: broken" in listing.content.decode()

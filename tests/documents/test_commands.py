@@ -81,14 +81,12 @@ def test_import_beir_keeps_ids_and_titles_and_reports_bad_rows(tmp_path):
 
 
 def test_rebuild_failed_requeues_only_failed_documents(
-    tmp_path, django_capture_on_commit_callbacks, monkeypatch
+    tmp_path, django_capture_on_commit_callbacks, queued
 ):
     UserFactory(is_superuser=True)
     (tmp_path / "good.txt").write_text("Good.")
     (tmp_path / "bad.txt").write_bytes(b"\xe9")
     run("ingest", str(tmp_path), "--collection", "C", "--sync")
-    queued = []
-    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         out = run("rebuild", "--collection", "C", "--failed")
@@ -96,13 +94,14 @@ def test_rebuild_failed_requeues_only_failed_documents(
     bad = Document.objects.get(source__endswith="bad.txt")
     assert "1 document(s) of 'C' queued" in out
     assert queued == [[bad.pk]]
+    assert queued.queues == ["ingestion"]
     assert bad.status == "pending" and bad.attempts == 0 and bad.error == ""
     with pytest.raises(CommandError, match="No collection named 'nope'"):
         run("rebuild", "--collection", "nope")
 
 
 def test_reembed_picks_the_documents_embedded_by_another_model(
-    tmp_path, django_capture_on_commit_callbacks, monkeypatch
+    tmp_path, django_capture_on_commit_callbacks, queued
 ):
     collection = CollectionFactory(name="C")
     for name in ("one.txt", "two.txt"):
@@ -110,21 +109,19 @@ def test_reembed_picks_the_documents_embedded_by_another_model(
     run("ingest", str(tmp_path), "--collection", "C", "--sync")
     old = Document.objects.get(source__endswith="one.txt")
     DocumentVersion.objects.filter(pk=old.indexed_version_id).update(embedding_model="old-model")
-    queued = []
-    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         out = run("reembed", "--collection", collection.name)
 
     assert "1 document(s) of 'C' queued for re-embedding." in out
     assert queued == [[old.pk]]
+    assert queued.queues == ["maintenance"]
 
 
-def test_reembed_first_builds_the_configured_models_hnsw_index(settings, monkeypatch):
+def test_reembed_first_builds_the_configured_models_hnsw_index(settings, queued):
     """GIVEN the configured embedding model changed since the migrations built the first
     model's index WHEN reembed runs THEN the new model's index exists, built once."""
     collection = CollectionFactory(name="C")
-    monkeypatch.setattr("documents.tasks.documents_process.delay", lambda ids: None)
     settings.EMBEDDING_MODEL = "another-model"
     index = embedding_index(model_name="another-model", dimensions=settings.EMBEDDING_DIMENSIONS)
 
@@ -150,11 +147,11 @@ def test_import_beir_queues_each_full_task_while_the_rest_still_loads(
     queued = []
     seen_when_queued = []
 
-    def delay(ids):
-        queued.append(ids)
+    def apply_async(args, queue):
+        queued.append(args[0])
         seen_when_queued.append(Document.objects.count())
 
-    monkeypatch.setattr("documents.tasks.documents_process.delay", delay)
+    monkeypatch.setattr("documents.tasks.documents_process.apply_async", apply_async)
 
     out = run("import_beir", str(tmp_path), "--collection", "beir")
 

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from accounts.management.audited import AuditedCommand
@@ -21,5 +22,7 @@ class Command(AuditedCommand):
         documents = Document.objects.filter(collection__name=collection)
         if failed:
             documents = documents.filter(status=Document.Status.FAILED)
-        count = documents_reprocess(documents=documents)
+        # A whole collection is maintenance; a retry of its failures is ingestion's.
+        queue = settings.INGESTION_QUEUE if failed else settings.MAINTENANCE_QUEUE
+        count = documents_reprocess(documents=documents, queue=queue)
         self.stdout.write(f"{count} document(s) of {collection!r} queued for processing.")

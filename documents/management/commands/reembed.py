@@ -24,5 +24,8 @@ class Command(AuditedCommand):
         model, dimensions = settings.EMBEDDING_MODEL, settings.EMBEDDING_DIMENSIONS
         if embedding_index_ensure(model_name=model, dimensions=dimensions):
             self.stdout.write(f"Built the HNSW index for {model} ({dimensions} dimensions).")
-        count = documents_reprocess(documents=documents_embedded_otherwise(collection=found))
+        count = documents_reprocess(
+            documents=documents_embedded_otherwise(collection=found),
+            queue=settings.MAINTENANCE_QUEUE,
+        )
         self.stdout.write(f"{count} document(s) of {collection!r} queued for re-embedding.")
