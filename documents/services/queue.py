@@ -25,19 +25,25 @@ ACTIVE = [
 ]
 
 
-def documents_enqueue(*, document_ids: Sequence[int]) -> None:
+def documents_enqueue(*, document_ids: Sequence[int], queue: str | None = None) -> None:
     """Queue processing after the current transaction commits (a worker must find the rows),
-    in tasks of PRODRAG_INGEST_BATCH_SIZE documents whose chunks are embedded together."""
+    in tasks of PRODRAG_INGEST_BATCH_SIZE documents whose chunks are embedded together, on
+    `queue` (default: the ingestion queue)."""
     ids = list(document_ids)
     size = settings.INGEST_BATCH_SIZE
     for start in range(0, len(ids), size):
         batch = ids[start : start + size]
-        transaction.on_commit(functools.partial(documents_process.delay, batch))
+        transaction.on_commit(
+            functools.partial(
+                documents_process.apply_async, (batch,), queue=queue or settings.INGESTION_QUEUE
+            )
+        )
 
 
-def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
-    """Put documents back to pending with a fresh try budget and queue them: the admin's and
-    the CLI's retry of failed documents, and a collection rebuild. Returns how many."""
+def documents_reprocess(*, documents: models.QuerySet[Document], queue: str | None = None) -> int:
+    """Put documents back to pending with a fresh try budget and queue them (on `queue`,
+    default the ingestion queue): the admin's and the CLI's retry of failed documents, a
+    collection rebuild and re-embedding. Returns how many."""
     with transaction.atomic():
         documents = list(documents.exclude(current_version=None))
         for document in documents:
@@ -45,7 +51,7 @@ def documents_reprocess(*, documents: models.QuerySet[Document]) -> int:
         status_set(documents, Document.Status.PENDING, also=["error", "attempts"])
         for document in documents:
             audit_record(action=AuditEvent.Action.DOCUMENT_REPROCESS, target=document)
-        documents_enqueue(document_ids=[document.pk for document in documents])
+        documents_enqueue(document_ids=[document.pk for document in documents], queue=queue)
     return len(documents)
 
 
@@ -53,12 +59,14 @@ def documents_requeue_stalled(*, older_than: float, orphaned_after: float) -> in
     """Queue again documents whose task was lost (a broker without redelivery, a worker killed
     outright):
     - a document being worked on (parsing, chunking, embedding) whose row has not moved for
-      `orphaned_after` seconds and whose advisory lock no session holds: its worker is gone;
+      `orphaned_after` seconds and whose advisory lock no session holds: its worker is gone.
+      It goes back to pending, so that later sweeps leave it to its new task (queued behind
+      a long import, it may wait longer than `orphaned_after`);
     - any unfinished document whose row has not moved for `older_than` seconds.
     A document still being worked on is skipped by its new task, so this is safe to overdo.
 
-    Locks: each orphan candidate's advisory lock, taken and released at once to see that no
-    session holds it."""
+    Locks: each orphan candidate's advisory lock, taken to see that no session holds it and
+    held while it goes back to pending (no worker can claim it meanwhile)."""
     now = timezone.now()
     stalled = set(
         Document.objects.filter(
@@ -68,21 +76,18 @@ def documents_requeue_stalled(*, older_than: float, orphaned_after: float) -> in
     candidates = Document.objects.filter(
         status__in=WORKED_ON, updated_at__lt=now - timedelta(seconds=orphaned_after)
     ).exclude(pk__in=stalled)
-    ids = sorted(stalled | set(_unlocked(candidates)))
+    orphans = documents_lock_try(candidates)
+    try:
+        status_set(list(Document.objects.filter(pk__in=orphans)), Document.Status.PENDING)
+    finally:
+        documents_unlock(orphans)
+    ids = sorted(stalled | set(orphans))
     documents_enqueue(document_ids=ids)
     return len(ids)
 
 
 # The statuses a worker sets while it holds the document's advisory lock.
 WORKED_ON = [Document.Status.PARSING, Document.Status.CHUNKING, Document.Status.EMBEDDING]
-
-
-def _unlocked(documents: models.QuerySet[Document]) -> list[int]:
-    """The ids of these documents whose advisory lock no session holds (ingestion holds it for
-    a whole run, and it vanishes with a killed worker's connection)."""
-    free = documents_lock_try(documents)
-    documents_unlock(free)
-    return free
 
 
 def documents_lock_try(documents: models.QuerySet[Document]) -> list[int]:

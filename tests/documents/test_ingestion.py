@@ -116,11 +116,7 @@ def test_transient_errors_are_retried_then_the_document_fails_after_the_last_try
     assert Document.objects.get(pk=document.pk).attempts == 3
 
 
-def test_documents_left_unfinished_are_queued_again(
-    django_capture_on_commit_callbacks, monkeypatch
-):
-    queued = []
-    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+def test_documents_left_unfinished_are_queued_again(django_capture_on_commit_callbacks, queued):
     collection = CollectionFactory()
     waiting = _upload(collection, "Waiting.", name="w.txt")
     done = _upload(collection, "Done.", name="d.txt")
@@ -130,17 +126,17 @@ def test_documents_left_unfinished_are_queued_again(
         assert documents_requeue_stalled(older_than=3600, orphaned_after=3600) == 0
         assert documents_requeue_stalled(older_than=0, orphaned_after=3600) == 1
     assert queued == [[waiting.pk]]
+    assert queued.queues == ["ingestion"]
 
 
 def test_documents_no_worker_holds_are_queued_again_within_a_minute(
-    django_capture_on_commit_callbacks, monkeypatch
+    django_capture_on_commit_callbacks, queued
 ):
     """GIVEN documents left in `embedding` two minutes ago, one still locked by a live worker's
     session, one whose worker is gone, and one just moved
     WHEN the sweep runs with the long timeout far off
-    THEN only the one no session holds is queued again."""
-    queued = []
-    monkeypatch.setattr("documents.tasks.documents_process.delay", queued.append)
+    THEN only the one no session holds is queued again, back in pending, and the next sweeps
+    leave it to that task."""
     collection = CollectionFactory()
     orphan, held, fresh, pending = (
         _upload(collection, f"Text {name}.", name=f"{name}.txt")
@@ -156,7 +152,10 @@ def test_documents_no_worker_holds_are_queued_again_within_a_minute(
         worker.execute("SELECT pg_advisory_lock(%s)", [held.pk])
         with django_capture_on_commit_callbacks(execute=True):
             assert documents_requeue_stalled(older_than=600, orphaned_after=60) == 1
+            assert documents_requeue_stalled(older_than=600, orphaned_after=30) == 0
     assert queued == [[orphan.pk]]
+    orphan.refresh_from_db()
+    assert orphan.status == Document.Status.PENDING
     with connection.cursor() as cursor:  # the sweep's probe left no lock behind
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"

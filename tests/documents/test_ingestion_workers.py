@@ -1,0 +1,123 @@
+"""Two worker processes on one queue, as two hosts would run them, on the default (database)
+broker: uploads in bursts, each burst delivered twice, and one worker killed outright while it
+works on a batch."""
+
+import re
+import signal
+import time
+
+import psutil
+import pytest
+from django.core.files.base import ContentFile
+
+from documents.models import ChunkEmbedding, Document
+from documents.services.queue import documents_enqueue, documents_requeue_stalled
+from documents.services.uploads import document_create
+from tests.accounts.factories import UserFactory
+from tests.documents.conftest import Worker, worker_env
+from tests.documents.factories import CollectionFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A queue of this test's own: the session's worker (tests/documents/conftest.py) stays out.
+QUEUE = "ingestion-two-hosts"
+BURSTS, PER_BURST = 3, 10
+
+
+@pytest.fixture
+def hosts(settings, worker_media, tmp_path):
+    """Workers "a" and "b" consuming QUEUE; the test's ingestion goes there."""
+    settings.MEDIA_ROOT = worker_media
+    settings.INGESTION_QUEUE = QUEUE
+    settings.INGEST_BATCH_SIZE = 4
+    workers = []
+    for name in ("a", "b"):
+        directory = tmp_path / name
+        directory.mkdir()
+        worker = Worker(
+            worker_env(directory, worker_media), directory / "worker.log", name=name, queues=[QUEUE]
+        )
+        worker.start()
+        workers.append(worker)
+    yield workers
+    for worker in workers:
+        worker.stop()
+
+
+def _upload_burst(collection, owner, burst: int) -> list[int]:
+    ids = []
+    for n in range(PER_BURST):
+        text = "\n\n".join(
+            f"Burst {burst} file {n}, paragraph {p}: the rota for the night shift changes."
+            for p in range(60)
+        )
+        document, _ = document_create(
+            collection=collection,
+            owner=owner,
+            upload=ContentFile(text.encode(), name=f"burst{burst}-{n}.txt"),
+        )
+        ids.append(document.pk)
+    documents_enqueue(document_ids=ids)  # delivered a second time
+    return ids
+
+
+def _working(worker: Worker) -> bool:
+    """The worker has started a task it has not finished."""
+    log = worker.log.read_text()
+    started = len(re.findall(r"Task documents\.tasks\.documents_process\[.*\] received", log))
+    return started > len(re.findall(r"documents_process\[.*\] succeeded", log))
+
+
+def _kill_host(worker: Worker) -> None:
+    """SIGKILL the worker and its pool at once, as a host that dies."""
+    main = psutil.Process(worker.process.pid)
+    for process in [*main.children(recursive=True), main]:
+        process.send_signal(signal.SIGKILL)
+    worker.process.wait(timeout=30)
+
+
+def test_two_workers_index_every_burst_exactly_once_though_one_is_killed_mid_batch(hosts):
+    """GIVEN workers a and b on one queue
+    WHEN documents arrive in three bursts, each burst queued twice, and worker a is killed
+    with SIGKILL while it works on a batch (the database broker loses its unacknowledged
+    message)
+    THEN the stalled-document sweep (as beat runs it, every minute) hands a's documents to b
+    within seconds of its orphan timeout, and every document ends ready with exactly one set
+    of passages, each embedded once, its ready line logged once."""
+    a, b = hosts
+    owner = UserFactory()
+    collection = CollectionFactory(owner=owner)
+    ids = _upload_burst(collection, owner, 0)
+    deadline = time.monotonic() + 120
+    while not (_working(a) and Document.objects.filter(status="ready").exists()):
+        assert time.monotonic() < deadline, "worker a never took a batch"
+        time.sleep(0.1)
+    _kill_host(a)
+    killed_at = time.monotonic()
+    for burst in range(1, BURSTS):
+        ids += _upload_burst(collection, owner, burst)
+
+    finished = {Document.Status.READY, Document.Status.FAILED}
+    deadline = time.monotonic() + 240
+    while set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) - finished:
+        assert time.monotonic() < deadline, "documents were left unfinished"
+        documents_requeue_stalled(older_than=600, orphaned_after=2)
+        time.sleep(1)
+    recovered_in = time.monotonic() - killed_at
+
+    documents = Document.objects.filter(pk__in=ids)
+    assert documents.count() == BURSTS * PER_BURST
+    assert set(documents.values_list("status", flat=True)) == {"ready"}
+    assert "signal 9" not in b.log.read_text()
+    for document in documents:
+        chunks = document.chunks.all()
+        assert {c.version_id for c in chunks} == {document.current_version_id}
+        assert sorted(c.ordinal for c in chunks) == list(range(len(chunks)))
+        assert document.versions.count() == 1
+    assert ChunkEmbedding.objects.filter(document_id__in=ids).count() == sum(
+        d.chunks.count() for d in documents
+    )
+    logs = a.log.read_text() + b.log.read_text()
+    for pk in ids:
+        assert len(re.findall(rf"document {pk} ready:", logs)) == 1, pk
+    assert recovered_in < 120
