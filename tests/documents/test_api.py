@@ -228,18 +228,19 @@ def test_deleting_needs_the_right_to_change_and_removes_the_document_from_search
     assert leave.pk not in {p["document_id"] for p in found}
 
 
-def test_reprocess_puts_a_document_back_in_the_queue(people, handbook, monkeypatch):
-    queued = []
-    monkeypatch.setattr(
-        "documents.services.queue.documents_enqueue",
-        lambda *, document_ids: queued.append(document_ids),
-    )
+def test_reprocess_puts_a_document_back_in_the_queue(
+    people, handbook, queued, django_capture_on_commit_callbacks
+):
     travel = handbook["travel.md"]
 
-    response = api_client(people["owner"], scope="write").post(f"{DOCUMENTS}{travel.pk}/reprocess/")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client(people["owner"], scope="write").post(
+            f"{DOCUMENTS}{travel.pk}/reprocess/"
+        )
 
     assert response.status_code == 202 and response.json()["status"] == "pending"
     assert queued == [[travel.pk]]
+    assert queued.queues == ["ingestion"]
 
 
 def test_an_upload_larger_than_the_file_limit_is_a_413_before_it_is_read(people, settings):
