@@ -93,7 +93,7 @@ def query_sets(corpus_dir: Path) -> dict[str, tuple[dict[str, str], dict]]:
         words = {w.lower() for w in _WORD.findall(corpus[next(iter(qrels[qid]))])}
         words = sorted((w for w in words if w in frequency), key=lambda w: (frequency[w], w))
         rare[qid] = " ".join(words[:4])
-    rng = random.Random(11)  # noqa: S311 (reproducible query sets)
+    rng = random.Random(11)
 
     def typo(word: str) -> str:
         if len(word) < 5 or not word.isalpha():

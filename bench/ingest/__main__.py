@@ -59,7 +59,7 @@ def main() -> None:
             subset.write_text("".join(row for _, row in zip(range(args.limit), rows, strict=False)))
         corpus = subset
 
-    worker = subprocess.Popen(  # noqa: S603 (our own celery, fixed arguments)
+    worker = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "celery"),
             "-A",
