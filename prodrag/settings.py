@@ -163,12 +163,11 @@ def _database_from_url(url: str) -> dict:
 
 
 if EMBEDDED_DATABASE:
-    _embedded = {"dbname": config["PRODRAG_DB_NAME"]}
     DATABASES = {
-        "default": _database("prodrag.embedded_db", _embedded)
+        "default": _database("prodrag.embedded_db", {"dbname": config["PRODRAG_DB_NAME"]})
         | {"EMBEDDED_SERVER": EMBEDDED_DATABASE},
         **{
-            f"replica{n}": _database("prodrag.embedded_db", _embedded)
+            f"replica{n}": _database("prodrag.embedded_db", {"dbname": config["PRODRAG_DB_NAME"]})
             | {
                 "EMBEDDED_SERVER": EmbeddedStandby(
                     PGDATA.with_name(f"{PGDATA.name}-replica-{n}"), PGDATA
@@ -342,6 +341,8 @@ SEARCH_RRF_K = config["PRODRAG_SEARCH_RRF_K"]
 SEARCH_DENSE_WEIGHT = config["PRODRAG_SEARCH_DENSE_WEIGHT"]
 SEARCH_FULLTEXT_WEIGHT = config["PRODRAG_SEARCH_FULLTEXT_WEIGHT"]
 SEARCH_CANDIDATES = config["PRODRAG_SEARCH_CANDIDATES"]
+SEARCH_CONCURRENCY = config["PRODRAG_SEARCH_CONCURRENCY"]
+SEARCH_QUEUE_SECONDS = config["PRODRAG_SEARCH_QUEUE_SECONDS"]
 SEARCH_EXACT_BELOW = config["PRODRAG_SEARCH_EXACT_BELOW"]
 SEARCH_VECTOR_EXACT_BELOW = config["PRODRAG_SEARCH_VECTOR_EXACT_BELOW"]
 HNSW_EF_SEARCH = config["PRODRAG_HNSW_EF_SEARCH"]

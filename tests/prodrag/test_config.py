@@ -1,5 +1,6 @@
 """Configuration layering: built-in defaults < TOML file < environment; secrets only from env."""
 
+import json
 import os
 import subprocess
 import sys
@@ -121,6 +122,39 @@ def test_production_deploy_check_reports_nothing():
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"PRODRAG_REPLICAS": "2", "PRODRAG_DB_NAME": "handbook"},
+        {
+            "DATABASE_URL": "postgresql://app:pw@primary:5432/handbook",
+            "PRODRAG_DATABASE_REPLICA_URLS": "postgresql://app:pw@replica-a/handbook,"
+            "postgresql://app:pw@replica-b:5433/handbook",
+        },
+    ],
+)
+def test_replicas_are_databases_of_the_same_name_read_only_in_tests(env):
+    result = _manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; import json; print(json.dumps("
+        "{a: [d['NAME'], d['HOST'], d['PORT'], d.get('TEST', {}).get('MIRROR')]"
+        " for a, d in s.DATABASES.items()} | {'replicas': s.DATABASE_REPLICAS}))",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    databases = json.loads(result.stdout.strip().splitlines()[-1])
+    assert databases.pop("replicas") == ["replica1", "replica2"]
+    assert {name for name, *_ in databases.values()} == {"handbook"}
+    assert [mirror for *_, mirror in databases.values()] == [None, "default", "default"]
+    if "DATABASE_URL" in env:
+        assert [(host, str(port)) for _, host, port, _ in databases.values()] == [
+            ("primary", "5432"),
+            ("replica-a", ""),
+            ("replica-b", "5433"),
+        ]
 
 
 def test_database_url_of_another_kind_is_refused_with_a_message():
