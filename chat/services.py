@@ -23,6 +23,7 @@ from chat.models import Conversation, Feedback, Message
 from chat.prompts import TASKS, prompt_render
 from chat.selectors import answers_withhold
 from core import metrics
+from core.admission import Overloaded
 from core.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from documents.models import Chunk, Collection
 from retrieval.selectors import FALLBACK_WARNING, passages_search
@@ -95,12 +96,18 @@ def answer_events(*, question: Message, user, stream: bool, task: str = "answer"
     if task not in TASKS:
         raise QuestionError(f"Unknown task {task!r}; one of: {', '.join(TASKS)}.")
     started = time.monotonic()
-    result = passages_search(
-        user=user,
-        query=question.query,
-        k=settings.CHAT_PASSAGES,
-        filters=Filters(collections=tuple(question.scope)),
-    )
+    try:
+        result = passages_search(
+            user=user,
+            query=question.query,
+            k=settings.CHAT_PASSAGES,
+            filters=Filters(collections=tuple(question.scope)),
+        )
+    except Overloaded:
+        # Refused before anything was answered: the question goes too, so that asking again
+        # does not leave it twice (nor a conversation of nothing).
+        _question_withdraw(question)
+        raise
     sources = context_assemble(
         result.passages,
         budget_tokens=settings.CONTEXT_TOKENS,
@@ -222,6 +229,14 @@ def _ask_audit(*, question: Message, user, described: list[dict], answer: Messag
         cited=pairs(by_number[n] for n in answer.cited if n in by_number) if answer else (),
         details=details,
     )
+
+
+def _question_withdraw(question: Message) -> None:
+    with transaction.atomic():
+        conversation = question.conversation
+        question.delete()
+        if not conversation.messages.exists():
+            conversation.delete()
 
 
 def answer_create(*, question: Message, user, task: str = "answer") -> Message:

@@ -13,12 +13,16 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.admission import OVERLOADED_RETRY_AFTER, Overloaded
+
 logger = logging.getLogger("prodrag.api")
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DATABASE_DOWN):
         return database_unavailable_response(exc)
+    if isinstance(exc, Overloaded):
+        return overloaded_response(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         # A bug, not bad input: logged with its traceback, answered in the same shape.
@@ -87,6 +91,13 @@ def database_unavailable_response(exc) -> JsonResponse:
     )
     response = JsonResponse(body, status=503)
     response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
+def overloaded_response(exc: Overloaded) -> JsonResponse:
+    """503 in the error shape, with Retry-After: too many searches at once (core.admission)."""
+    response = JsonResponse(_body(503, "overloaded", str(exc)), status=503)
+    response["Retry-After"] = str(OVERLOADED_RETRY_AFTER)
     return response
 
 

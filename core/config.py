@@ -668,8 +668,22 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_SEARCH_CONCURRENCY",
+        4,
+        "Searches (and answers' retrieval) one web process runs at once; as many more may wait "
+        "for a slot, and further ones are refused at once with 503 and Retry-After.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_SEARCH_QUEUE_SECONDS",
+        2.0,
+        "How long a search waits for a slot before it is refused with 503 and Retry-After "
+        "(overload answers fast instead of timing out).",
+        parse_float,
+    ),
+    Setting(
         "PRODRAG_WEB_THREADS",
-        8,
+        16,
         "Threads per gunicorn worker process: a streamed answer holds one for as long as the "
         "model writes.",
         parse_int,

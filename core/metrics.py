@@ -35,6 +35,11 @@ SEARCH_SECONDS = Histogram(
     "prodrag_search_seconds", "Search latency (embedding the query included).", ["mode"],
     buckets=_LATENCY,
 )  # fmt: skip
+SEARCHES_SHED = Counter(
+    "prodrag_searches_shed_total",
+    "Searches refused (503 with Retry-After) because the process ran as many as it may at once "
+    "for PRODRAG_SEARCH_QUEUE_SECONDS.",
+)
 SEARCH_FALLBACKS = Counter(
     "prodrag_search_fallbacks_total",
     "Searches answered by full text alone because vector search failed.",

@@ -8,9 +8,10 @@
 - ReadYourWrites: after a signed-in user's request that may have written (any method but
   GET, HEAD, OPTIONS), the primary's WAL position is remembered for them, so that their next
   reads come from a replica only once it has caught up (accounts.replicas).
-- DatabaseUnavailable: a view that finds the database down answers 503 with Retry-After (the
-  API's error shape under /api/, a page that reloads itself elsewhere), not a 500; the API's
-  own views do the same through core.api.exception_handler.
+- DatabaseUnavailable: a view that finds the database down, or too busy searching
+  (core.admission), answers 503 with Retry-After (the API's error shape under /api/, a page
+  that reloads itself elsewhere), not a 500; the API's own views do the same through
+  core.api.exception_handler.
 """
 
 from django.conf import settings
@@ -21,7 +22,13 @@ from accounts.models import AuditEvent
 from accounts.replicas import READ_ONLY_METHODS, write_mark
 from accounts.services import AuditOrigin as Origin
 from accounts.services import audit_origin
-from core.api import DATABASE_DOWN, DATABASE_RETRY_AFTER, database_unavailable_response
+from core.admission import OVERLOADED_RETRY_AFTER, Overloaded
+from core.api import (
+    DATABASE_DOWN,
+    DATABASE_RETRY_AFTER,
+    database_unavailable_response,
+    overloaded_response,
+)
 
 # Room for a multipart upload's other fields and part headers.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -88,12 +95,20 @@ class DatabaseUnavailable:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        if isinstance(exception, Overloaded):
+            if request.path.startswith("/api/"):
+                return overloaded_response(exception)
+            return self._page(OVERLOADED_RETRY_AFTER, "busy")
         if not isinstance(exception, DATABASE_DOWN):
             return None
         if request.path.startswith("/api/"):
             return database_unavailable_response(exception)
+        return self._page(DATABASE_RETRY_AFTER, "database")
+
+    @staticmethod
+    def _page(retry_after: int, reason: str) -> HttpResponse:
         # Rendered without the request: its context processors would ask the database.
-        page = render_to_string("503.html", {"retry_after": DATABASE_RETRY_AFTER})
+        page = render_to_string("503.html", {"retry_after": retry_after, "reason": reason})
         response = HttpResponse(page, status=503)
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        response["Retry-After"] = str(retry_after)
         return response

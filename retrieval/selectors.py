@@ -16,6 +16,7 @@ from accounts.pii import pii_mask
 from accounts.replicas import reading_alias, replica_reads
 from accounts.selectors import Principals, user_principals
 from core import metrics
+from core.admission import search_admitted
 from core.tracing import tracer
 from documents.embedding import EmbeddingError, EmbeddingUnavailable, embedder
 from documents.selectors import documents_embedded_otherwise
@@ -76,8 +77,9 @@ def passages_search(
     re-ordered by the configured re-ranker. `expand`: also search rephrasings of the query
     (retrieval.expansion) and fuse all rankings by reciprocal rank.
 
-    Reads from a replica when one is fresh enough for this user (accounts.replicas)."""
-    with replica_reads(user=user):
+    Reads from a replica when one is fresh enough for this user (accounts.replicas). Waits for
+    one of the process's search slots, or raises core.admission.Overloaded."""
+    with search_admitted(), replica_reads(user=user):
         return _passages_search(
             user=user,
             query=query,
