@@ -1,5 +1,5 @@
 """Admission control for searches in a web process: at most PRODRAG_SEARCH_CONCURRENCY run at
-once and as many more may wait, each for at most PRODRAG_SEARCH_QUEUE_SECONDS. A search that
+once and twice as many more may wait, each for at most PRODRAG_SEARCH_QUEUE_SECONDS. A search that
 finds the waiting line full, or waits its time out, is refused with `Overloaded` (the API
 answers 503 with Retry-After, a page a 503 page that reloads itself), instead of queueing
 until its client times out, and its thread is free again at once for other requests.
@@ -17,6 +17,9 @@ from django.conf import settings
 
 from core import metrics
 
+# Searches that may wait for each slot: a burst of them finds room in line (at 50 users of
+# bench.load, a line of one per slot refused a few with answers being generated).
+WAITING_PER_SLOT = 2
 # Seconds a refused client is asked to wait.
 OVERLOADED_RETRY_AFTER = 2
 
@@ -34,7 +37,7 @@ class _Slots:
 
     def acquire(self, wait: float) -> bool:
         with self.lock:
-            if self.taken_or_awaited >= 2 * self.size:
+            if self.taken_or_awaited >= WAITING_PER_SLOT * self.size + self.size:
                 return False  # the line is full: refused without waiting
             self.taken_or_awaited += 1
         if self.free.acquire(timeout=wait):

@@ -670,8 +670,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRODRAG_SEARCH_CONCURRENCY",
         4,
-        "Searches (and answers' retrieval) one web process runs at once; as many more may wait "
-        "for a slot, and further ones are refused at once with 503 and Retry-After.",
+        "Searches (and answers' retrieval) one web process runs at once; twice as many more may "
+        "wait for a slot, and further ones are refused at once with 503 and Retry-After.",
         parse_int,
     ),
     Setting(

@@ -85,6 +85,7 @@ from prodrag.embedded_db import embedded_server_pid, embedded_server_stop  # noq
 
 USERS, UPLOADERS = 60, 6
 config = Config()
+SKIP_REASON = re.compile(r'reason="(\w+)"')
 TYPES = ("search hybrid", "search dense", "search fulltext", "ask", "conversations list",
          "conversation messages", "upload")  # fmt: skip
 
@@ -282,8 +283,14 @@ def _run(users: int, port: int, plan: Path, servers) -> None:
     if ARGS.replica:
         replica = reads.get('prodrag_replica_reads_total{database="replica"}', 0)
         primary = reads.get('prodrag_replica_reads_total{database="primary"}', 0)
+        skipped = ", ".join(
+            f"{re.search(SKIP_REASON, key)[1]} {value:.0f}"
+            for key, value in reads.items()
+            if key.startswith("prodrag_replica_skips_total") and value
+        )
         print(
-            f"  searches and page reads from the replica: {replica:.0f} of {replica + primary:.0f}"
+            f"  searches and page reads from the replica: {replica:.0f} of "
+            f"{replica + primary:.0f}; replica passed over: {skipped or 'never'}"
         )
     print("  request                 count   fail   p50   p95   p99 (ms)")
     for name in TYPES:
@@ -297,11 +304,13 @@ def _run(users: int, port: int, plan: Path, servers) -> None:
 
 
 def _counters(port: int) -> dict[str, float]:
-    """The replica and shedding counters of /metrics (all web processes), by labels."""
+    """The replica and shedding counters of /metrics (all web processes), by name and labels."""
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    found = re.findall(r"^(prodrag_(?:replica_reads|searches_shed)_total\S*) (\S+)$", text, re.M)
+    found = re.findall(
+        r"^(prodrag_(?:replica_reads|replica_skips|searches_shed)_total\S*) (\S+)$", text, re.M
+    )
     return {name: float(value) for name, value in found}
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from chat.models import Conversation
 from core import metrics
-from core.admission import Overloaded, search_admitted
+from core.admission import WAITING_PER_SLOT, Overloaded, search_admitted
 from tests.api import api_client
 
 
@@ -66,26 +66,32 @@ def test_a_search_waits_for_a_slot_freed_within_the_queue_time(people, settings)
 
 
 def test_a_search_that_finds_the_waiting_line_full_is_refused_without_waiting(settings):
+    """GIVEN one slot, taken, and WAITING_PER_SLOT searches in line for it
+    WHEN one more search comes THEN it is refused at once; the ones in line get the slot."""
     settings.SEARCH_CONCURRENCY = 1
     settings.SEARCH_QUEUE_SECONDS = 5
-    waiting, done = threading.Event(), threading.Event()
+    in_line = threading.Semaphore(0)
+    served = []
 
-    def waiter():
-        waiting.set()
+    def waiter(n):
+        in_line.release()
         with search_admitted():
-            done.set()
+            served.append(n)
 
     with search_admitted():
-        line = threading.Thread(target=waiter)
-        line.start()
-        waiting.wait()
-        time.sleep(0.1)  # the waiter is in line for the one slot
+        line = [threading.Thread(target=waiter, args=(n,)) for n in range(WAITING_PER_SLOT)]
+        for thread in line:
+            thread.start()
+        for _ in line:
+            in_line.acquire()
+        time.sleep(0.1)  # each waiter is now in line for the one slot
         started = time.monotonic()
         with pytest.raises(Overloaded), search_admitted():
             pass
         refused_in = time.monotonic() - started
-        assert not done.is_set()
-    line.join()
+        assert served == []
+    for thread in line:
+        thread.join()
 
     assert refused_in < 0.5
-    assert done.is_set()
+    assert sorted(served) == list(range(WAITING_PER_SLOT))
