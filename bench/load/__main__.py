@@ -259,22 +259,23 @@ def _run(users: int, port: int, plan: Path, servers) -> None:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
     total = rows.pop("Aggregated")
     requests = int(total["Request Count"])
-    kinds = {"shed": 0, "5xx": 0, "timeout or other": 0}
+    kinds = {"shed": 0, "5xx": 0, "4xx": 0, "timeout or other": 0}
     with open(f"{prefix}_failures.csv") as failures:
         for row in csv.DictReader(failures):
             found = re.search(r"(shed|error) (\w+)", row["Error"])
             count = int(row["Occurrences"])
             if found and found[1] == "shed":
                 kinds["shed"] += count
-            elif found and found[2].isdigit() and found[2].startswith("5"):
-                kinds["5xx"] += count
+            elif found and found[2].isdigit() and found[2][0] in "45":
+                kinds[f"{found[2][0]}xx"] += count
             else:
                 kinds["timeout or other"] += count
     cpu = {name: (after[name] - before[name]) * 1000 / max(1, requests) for name in after}
     print(
         f"\n{users} users, {seconds:.0f} s: {requests:,} requests, "
         f"{float(total['Requests/s']):.1f}/s;"
-        f" errors: 5xx {kinds['5xx']}, timeouts and other {kinds['timeout or other']}; shed "
+        f" errors: 5xx {kinds['5xx']}, 4xx {kinds['4xx']}, timeouts and other "
+        f"{kinds['timeout or other']}; shed "
         f"(429/503 with Retry-After) {kinds['shed']}; CPU ms per request: "
         + ", ".join(f"{name} {value:.0f}" for name, value in cpu.items()),
         flush=True,

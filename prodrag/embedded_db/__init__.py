@@ -15,6 +15,7 @@ first connection. This module must not import Django: settings.py imports it.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -156,12 +157,17 @@ def embedded_standby_uri(*, pgdata: Path, primary: Path, dbname: str) -> str:
                 pgdata.chmod(0o700)
                 if user:
                     shutil.chown(pgdata, user, user)
-                # A fast checkpoint: the copy starts at once, not after a spread checkpoint.
+                slot = _slot_name(pgdata)
+                _slot_drop(primary_uri, slot)  # left by an earlier standby of this name
+                # A fast checkpoint: the copy starts at once, not after a spread checkpoint. A
+                # replication slot keeps the WAL the standby has yet to replay while it is
+                # stopped (`make down`), so that it catches up when started again.
                 embedded.pg_basebackup(
-                    ["-D", str(pgdata), "-R", "-X", "stream", "-c", "fast", "-d", primary_uri],
+                    ["-D", str(pgdata), "-R", "-X", "stream", "-c", "fast", "-C", "-S", slot,
+                     "-d", primary_uri],
                     user=user,
                     timeout=300,
-                )
+                )  # fmt: skip
                 # The copy holds the primary's socket lock (its socket lives in its data
                 # directory) and log, which are not the standby's.
                 for copied in [*pgdata.glob(".s.PGSQL.*.lock"), pgdata / "log"]:
@@ -181,6 +187,30 @@ def embedded_standby_uri(*, pgdata: Path, primary: Path, dbname: str) -> str:
             if info is None:
                 raise RuntimeError(f"the standby in {pgdata} did not start; see {pgdata / 'log'}")
     return info.get_uri(database=dbname)
+
+
+def embedded_standby_remove(*, pgdata: Path, primary: Path) -> None:
+    """Stop the standby in `pgdata`, delete it, and drop its replication slot on the primary
+    (which would otherwise keep WAL for it for ever)."""
+    pgdata = pgdata.resolve()
+    embedded_server_stop(pgdata=pgdata)
+    shutil.rmtree(pgdata, ignore_errors=True)
+    info = _running_info(primary.resolve())
+    if info is not None:
+        _slot_drop(info.get_uri(), _slot_name(pgdata))
+
+
+def _slot_name(pgdata: Path) -> str:
+    return "prodrag_" + re.sub(r"[^a-z0-9]", "_", pgdata.name.lower())[:50]
+
+
+def _slot_drop(uri: str, slot: str) -> None:
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s AND NOT active",
+            [slot],
+        )
 
 
 def embedded_server_pid(*, pgdata: Path) -> int | None:

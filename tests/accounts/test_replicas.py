@@ -1,7 +1,6 @@
 """Read replicas against a real streaming standby of the test server (pg_basebackup -R, started
 on its own socket), with replay delayed where a test needs a replica that lags."""
 
-import shutil
 import time
 
 import psycopg
@@ -20,6 +19,7 @@ from documents.services.uploads import document_delete
 from prodrag.embedded_db import (
     embedded_server_stop,
     embedded_standby_pgdata,
+    embedded_standby_remove,
     embedded_standby_uri,
 )
 from retrieval.selectors import passages_search
@@ -47,8 +47,7 @@ def standby_uri(django_db_setup, django_db_blocker):
         pytest.skip("the standby is made from the embedded server (DATABASE_URL is set)")
     primary = django_settings.EMBEDDED_DATABASE.pgdata
     pgdata = standby_pgdata()
-    embedded_server_stop(pgdata=pgdata)
-    shutil.rmtree(pgdata, ignore_errors=True)
+    embedded_standby_remove(pgdata=pgdata, primary=primary)
     with django_db_blocker.unblock():
         uri = embedded_standby_uri(
             pgdata=pgdata, primary=primary, dbname=connection.settings_dict["NAME"]
@@ -67,8 +66,7 @@ def standby_uri(django_db_setup, django_db_blocker):
     connections[REPLICA].close()
     del connections.settings[REPLICA]
     delattr(connections._connections, REPLICA)
-    embedded_server_stop(pgdata=pgdata)
-    shutil.rmtree(pgdata, ignore_errors=True)
+    embedded_standby_remove(pgdata=pgdata, primary=primary)
 
 
 def standby_query(uri: str, sql: str, params=()):
