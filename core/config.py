@@ -383,7 +383,7 @@ SETTINGS: tuple[Setting, ...] = (
         30,
         "A document being parsed, chunked or embedded that has not moved for this long and "
         "that no worker holds (its advisory lock is free: the worker was killed) is queued "
-        "again at the next sweep (every minute).",
+        "again at the next sweep (every 30 s).",
         parse_int,
     ),
     Setting(

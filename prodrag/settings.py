@@ -426,7 +426,9 @@ CELERY_TASK_ROUTES = {
     "retrieval.tasks.collections_calibrate": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
-    "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 60.0},
+    # Every 30 s: with PRODRAG_INGEST_ORPHAN_SECONDS (30), a killed worker's documents are queued
+    # again within a minute.
+    "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 30.0},
     "purge-old-audit-events": {"task": "accounts.tasks.audit_events_purge", "schedule": 86400.0},
     "calibrate-collections": {"task": "retrieval.tasks.collections_calibrate", "schedule": 600.0},
 }

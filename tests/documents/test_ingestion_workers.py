@@ -81,7 +81,7 @@ def test_two_workers_index_every_burst_exactly_once_though_one_is_killed_mid_bat
     WHEN documents arrive in three bursts, each burst queued twice, and worker a is killed
     with SIGKILL while it works on a batch (the database broker loses its unacknowledged
     message)
-    THEN the stalled-document sweep (as beat runs it, every minute) hands a's documents to b
+    THEN the stalled-document sweep (as beat runs it, every 30 s) hands a's documents to b
     within seconds of its orphan timeout, and every document ends ready with exactly one set
     of passages, each embedded once, its ready line logged once."""
     a, b = hosts
