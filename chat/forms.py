@@ -5,17 +5,28 @@ from django import forms
 from chat.prompts import TASKS
 from chat.services import MAX_QUESTION_CHARS
 from documents.models import Collection
+from documents.selectors import collections_readable_with_counts
+
+
+class CollectionChoices(forms.ModelMultipleChoiceField):
+    """Checkboxes, each collection named with how many of its documents the user may read."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj: Collection) -> str:
+        count = obj.readable_documents
+        return f"{obj.name} ({count} document{'' if count == 1 else 's'})"
 
 
 class AskForm(forms.Form):
     question = forms.CharField(
         max_length=MAX_QUESTION_CHARS, widget=forms.Textarea(attrs={"rows": 3})
     )
-    scope = forms.ModelMultipleChoiceField(
+    scope = CollectionChoices(
         queryset=Collection.objects.none(),
         required=False,
         label="Collections",
-        help_text="None selected: every collection you can read.",
+        help_text="None ticked: every collection you can read.",
     )
     task = forms.ChoiceField(
         choices=[(task, task.capitalize()) for task in TASKS], initial="answer", required=False
@@ -24,7 +35,7 @@ class AskForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["scope"].queryset = Collection.objects.visible_to(user).order_by("name")
+        self.fields["scope"].queryset = collections_readable_with_counts(user)
 
 
 class FeedbackForm(forms.Form):

@@ -62,6 +62,28 @@ _BY_MAGIC = {
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
 }
+# What people call a document's content type, for lists; the MIME type itself stays in the
+# detail view and the API.
+CONTENT_TYPE_NAMES = {
+    "application/pdf": "PDF",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "Presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Spreadsheet",
+    "text/csv": "Spreadsheet (CSV)",
+    "text/html": "Web page",
+    "text/markdown": "Markdown",
+    "text/plain": "Text",
+    "text/prs.fallenstein.rst": "reStructuredText",
+    "text/x-rst": "reStructuredText",
+    "text/x-python": "Python source",
+}
+
+
+def content_type_name(content_type: str) -> str:
+    """ "Word document" for a .docx's MIME type; a type without a name is shown as it is."""
+    return CONTENT_TYPE_NAMES.get(content_type, content_type)
+
+
 BINARY_FORMATS = {"pdf", "docx", "pptx", "xlsx"}
 TEXT_FORMATS = set(FORMATS) - BINARY_FORMATS
 _OOXML = {"docx", "pptx", "xlsx"}

@@ -369,11 +369,23 @@ def _version_indexed(item: _Work, model: Embedder) -> None:
     version.embedding_model, version.embedding_dimensions = model.model, model.dimensions
 
 
-def _language_detect(text: str) -> str:
-    import py3langid
+# Below this probability of its best guess, the text is too short or too mixed to tell.
+LANGUAGE_MIN_CONFIDENCE = 0.9
+UNKNOWN_LANGUAGE = "unknown"
 
-    language, _ = py3langid.classify(text[:5000])
-    return language
+
+@functools.cache
+def _language_identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def _language_detect(text: str) -> str:
+    """The text's language (ISO 639-1), or "unknown" when py3langid is not sure: a short
+    sample document was labelled Luxembourgish."""
+    language, confidence = _language_identifier().classify(text[:5000])
+    return language if confidence >= LANGUAGE_MIN_CONFIDENCE else UNKNOWN_LANGUAGE
 
 
 def _ready_report(*, document_id: int, passages: int, stage_seconds: dict[str, float]) -> None:

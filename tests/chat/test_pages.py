@@ -5,11 +5,14 @@ import json
 
 import pytest
 from django.urls import reverse
+from guardian.shortcuts import assign_perm
 
 from chat.models import Conversation, Feedback, Message
 from tests.accounts.factories import UserFactory
 from tests.api import sse
+from tests.documents.factories import CollectionFactory
 from tests.fake_openai import FakeOpenAI
+from tests.handbook import ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +182,25 @@ def test_a_reader_of_one_document_sees_only_it_in_the_pages(client, handbook, st
         for unreadable in ("27 days", "14 characters", "vegetarian", "leave.md", "security.md"):
             assert unreadable not in body
     assert "150 euros" in bodies[-1]
+
+
+def test_the_collection_picker_is_checkboxes_counting_only_what_the_user_may_read(
+    client, handbook, boss
+):
+    """GIVEN a user granted one document of the handbook, and the board's collection they may
+    not read WHEN they open the chat THEN the handbook is a checkbox counting one document,
+    the board is not offered, and the superuser's picker counts every handbook document."""
+    reader = UserFactory(username="reader")
+    assign_perm("view_document", reader, handbook["leave.md"])
+    ingest(CollectionFactory(name="Board", owner=boss), "minutes.md", "# Minutes\n\nApproved.")
+    client.force_login(reader)
+
+    page = client.get(reverse("chat:home")).content.decode()
+
+    assert 'type="checkbox" name="scope"' in page
+    assert "Handbook (1 document)" in page
+    assert "Board" not in page
+    client.force_login(boss)
+    everything = client.get(reverse("chat:home")).content.decode()
+    assert f"Handbook ({len(handbook)} documents)" in everything
+    assert "Board (1 document)" in everything

@@ -152,3 +152,28 @@ def test_failed_documents_can_be_retried_from_the_list(
     assert queued == [[failed.pk]]
     failed.refresh_from_db()
     assert (failed.status, failed.error, failed.attempts) == ("pending", "", 0)
+
+
+def test_the_document_list_names_types_as_people_do_and_offers_only_visible_ones(
+    client, knowledge_manager
+):
+    """The list says "Word document", not the MIME type (which the document's page keeps);
+    its type filter offers the types of the documents the viewer may list, nothing else."""
+    own = Collection.objects.create(name="Handbook", owner=knowledge_manager)
+    hidden = Collection.objects.create(name="Board", owner=UserFactory())
+    word = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    policy = DocumentFactory(collection=own, owner=knowledge_manager, content_type=word)
+    DocumentFactory(collection=own, owner=knowledge_manager, content_type="text/markdown")
+    DocumentFactory(collection=hidden, owner=hidden.owner, content_type="application/pdf")
+
+    listing = client.get(reverse("admin:documents_document_changelist")).content.decode()
+    page = client.get(reverse("admin:documents_document_change", args=[policy.pk]))
+
+    assert "Word document" in listing and "Markdown" in listing
+    assert word not in listing
+    assert "PDF" not in listing and "application/pdf" not in listing
+    assert word in page.content.decode()
+    filtered = client.get(
+        reverse("admin:documents_document_changelist"), {"content_type": "text/markdown"}
+    )
+    assert filtered.context["cl"].result_count == 1

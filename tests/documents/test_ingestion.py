@@ -18,6 +18,7 @@ from documents.services.queue import documents_requeue_stalled
 from documents.services.uploads import document_create
 from tests.documents.factories import CollectionFactory
 from tests.documents.files import good_files
+from tests.handbook import ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -161,3 +162,20 @@ def test_documents_no_worker_holds_are_queued_again_within_a_minute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
         )
         assert cursor.fetchone()[0] == 0
+
+
+def test_a_text_too_short_to_tell_its_language_is_marked_unknown(db):
+    """GIVEN a four-word rota, an English and a German paragraph WHEN they are indexed THEN
+    the rota's language is "unknown" (py3langid's best guess for it is Nigerian Pidgin, at
+    26%), the others' are found."""
+    collection = CollectionFactory()
+    texts = {
+        "rota.md": "# Rota\n\nNight shift: Ana.",
+        "leave.md": "# Leave\n\nEmployees get 25 days of annual leave per year, plus public "
+        "holidays. Ask your manager before booking a trip.",
+        "urlaub.md": "# Urlaub\n\nDie Mitarbeiter erhalten 25 Tage Urlaub im Jahr, dazu die "
+        "gesetzlichen Feiertage.",
+    }
+    languages = {name: ingest(collection, name, text).language for name, text in texts.items()}
+
+    assert languages == {"rota.md": "unknown", "leave.md": "en", "urlaub.md": "de"}
