@@ -81,7 +81,12 @@ from bench.corpus import (  # noqa: E402
 )
 from core.config import Config  # noqa: E402
 from documents.models import Chunk, Collection, Document  # noqa: E402
-from prodrag.embedded_db import embedded_server_pid, embedded_server_stop  # noqa: E402
+from prodrag.embedded_db import (  # noqa: E402
+    embedded_server_pid,
+    embedded_server_stop,
+    embedded_standby_pgdata,
+    embedded_standbys,
+)
 
 USERS, UPLOADERS = 60, 6
 config = Config()
@@ -206,10 +211,9 @@ def _servers_stop(servers: dict[str, subprocess.Popen]) -> None:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-    standby = Path(os.environ["PRODRAG_PGDATA"] + "-replica-1")
-    if standby.exists():
-        embedded_server_stop(pgdata=standby)
-    embedded_server_stop(pgdata=Path(os.environ["PRODRAG_PGDATA"]))
+    pgdata = Path(os.environ["PRODRAG_PGDATA"])
+    for server in [*embedded_standbys(pgdata), pgdata]:
+        embedded_server_stop(pgdata=server)
 
 
 def _tree_cpu(pid: int | None) -> float:
@@ -229,7 +233,7 @@ def _tree_cpu(pid: int | None) -> float:
 
 def _cpu(servers) -> dict[str, float]:
     pgdata = Path(os.environ["PRODRAG_PGDATA"])
-    standby = Path(f"{pgdata}-replica-1")
+    standby = embedded_standby_pgdata(pgdata, 1)
     return {
         "web": _tree_cpu(servers["web"].pid),
         "worker": _tree_cpu(servers["worker"].pid),
