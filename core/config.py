@@ -682,6 +682,14 @@ SETTINGS: tuple[Setting, ...] = (
         parse_float,
     ),
     Setting(
+        "PRODRAG_QUALITY_DROP",
+        0.02,
+        "A stored evaluation run whose nDCG@10 is more than this below the previous run of the "
+        "same set and mode is a regression: logged as a warning, counted in "
+        "`prodrag_quality_regressions_total` and marked on the admin's Quality page.",
+        parse_float,
+    ),
+    Setting(
         "PRODRAG_WEB_THREADS",
         16,
         "Threads per gunicorn worker process: a streamed answer holds one for as long as the "

@@ -85,6 +85,12 @@ INGEST_FAILURES = Counter(
     "prodrag_ingestion_failures_total", "Documents that failed, by the stage they failed in.",
     ["stage"],
 )  # fmt: skip
+QUALITY_REGRESSIONS = Counter(
+    "prodrag_quality_regressions_total",
+    "Evaluation runs whose nDCG@10 fell more than PRODRAG_QUALITY_DROP below the previous run "
+    "of the same set and mode.",
+    ["set", "mode"],
+)
 TASKS = Counter(
     "prodrag_worker_tasks_total", "Celery tasks finished, by task and outcome.",
     ["task", "outcome"],

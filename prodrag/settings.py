@@ -343,6 +343,7 @@ SEARCH_FULLTEXT_WEIGHT = config["PRODRAG_SEARCH_FULLTEXT_WEIGHT"]
 SEARCH_CANDIDATES = config["PRODRAG_SEARCH_CANDIDATES"]
 SEARCH_CONCURRENCY = config["PRODRAG_SEARCH_CONCURRENCY"]
 SEARCH_QUEUE_SECONDS = config["PRODRAG_SEARCH_QUEUE_SECONDS"]
+QUALITY_DROP = config["PRODRAG_QUALITY_DROP"]
 SEARCH_EXACT_BELOW = config["PRODRAG_SEARCH_EXACT_BELOW"]
 SEARCH_VECTOR_EXACT_BELOW = config["PRODRAG_SEARCH_VECTOR_EXACT_BELOW"]
 HNSW_EF_SEARCH = config["PRODRAG_HNSW_EF_SEARCH"]
@@ -413,7 +414,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 # Two queues, so that a large import never delays the rest: "ingestion" (uploads, retries)
 # and "maintenance" (re-embedding and rebuilds, the stalled-document sweep, audit retention,
-# calibration). A worker started without -Q consumes both; `-Q ingestion` or
+# calibration, evaluation runs). A worker started without -Q consumes both; `-Q ingestion` or
 # `-Q maintenance` dedicates one (docs/operations.md, Workers on many hosts).
 INGESTION_QUEUE = "ingestion"
 MAINTENANCE_QUEUE = "maintenance"
@@ -424,6 +425,8 @@ CELERY_TASK_ROUTES = {
     "documents.tasks.documents_requeue": {"queue": MAINTENANCE_QUEUE},
     "accounts.tasks.audit_events_purge": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.collections_calibrate": {"queue": MAINTENANCE_QUEUE},
+    "retrieval.tasks.evaluation_set_run": {"queue": MAINTENANCE_QUEUE},
+    "retrieval.tasks.evaluation_sets_run_due": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     # Every 30 s: with PRODRAG_INGEST_ORPHAN_SECONDS (30), a killed worker's documents are queued
@@ -431,6 +434,12 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 30.0},
     "purge-old-audit-events": {"task": "accounts.tasks.audit_events_purge", "schedule": 86400.0},
     "calibrate-collections": {"task": "retrieval.tasks.collections_calibrate", "schedule": 600.0},
+    # Each evaluation set with a schedule (its schedule_hours) runs when due; none has one
+    # unless a manager sets it.
+    "evaluate-scheduled-sets": {
+        "task": "retrieval.tasks.evaluation_sets_run_due",
+        "schedule": 600.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "prodrag.celery:AliveScheduler"

@@ -80,6 +80,12 @@ def beir_queries_read(directory: Path, split: str = "test") -> tuple[dict, dict]
     return queries, qrels
 
 
+def document_evaluation_id(*, external_id: str, source: str) -> str:
+    """How judgements name a document: the id it had where it was imported from (import_beir),
+    else the file name it was loaded from (its source's last part)."""
+    return external_id or source.rstrip("/").rsplit("/", 1)[-1]
+
+
 def collection_evaluate(
     *,
     user,
@@ -91,16 +97,54 @@ def collection_evaluate(
     share: float | None = None,
     progress: Callable[[int], None] = lambda done: None,
 ) -> Evaluation:
-    """Run the dataset's judged test queries against `collection` as `user` and score the
-    ranked documents (each document ranked by its best passage). `share`: the vector share of
-    hybrid fusion for this run instead of the collection's."""
+    """Run a BEIR-format dataset's judged test queries against `collection`
+    (judgements_evaluate)."""
     queries, qrels = beir_queries_read(directory)
+    return judgements_evaluate(
+        user=user,
+        name=directory.resolve().name,
+        queries=queries,
+        qrels=qrels,
+        collection=collection,
+        mode=mode,
+        k=k,
+        limit=limit,
+        share=share,
+        progress=progress,
+    )
+
+
+def judgements_evaluate(
+    *,
+    user,
+    name: str,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    collection: Collection | None,
+    mode: str,
+    k: int = 100,
+    limit: int | None = None,
+    share: float | None = None,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Evaluation:
+    """Run judged queries against `collection` (None: every collection) as `user` and score
+    the ranked documents (each document ranked by its best passage, named by
+    document_evaluation_id). `share`: the vector share of hybrid fusion for this run instead
+    of the collection's."""
     if limit:
         queries = dict(list(queries.items())[:limit])
-        qrels = {qid: qrels[qid] for qid in queries}
-    external = dict(Document.objects.filter(collection=collection).values_list("pk", "external_id"))
+    queries = {qid: text for qid, text in queries.items() if qid in qrels}
+    if not queries:
+        raise EvaluationError(f"{name}: no judged queries.")
+    qrels = {qid: qrels[qid] for qid in queries}
+    documents = Document.objects.all() if collection is None else collection.documents.all()
+    external = {
+        pk: document_evaluation_id(external_id=external_id, source=source)
+        for pk, external_id, source in documents.values_list("pk", "external_id", "source")
+    }
     if not external:
-        raise EvaluationError(f"Collection {collection.name!r} has no documents.")
+        where = "The database" if collection is None else f"Collection {collection.name!r}"
+        raise EvaluationError(f"{where} has no documents.")
     fusion = fusion_default() if share is None else fusion_default().at_share(share)
     run: dict[str, dict[str, float]] = {}
     latencies = []
@@ -112,7 +156,7 @@ def collection_evaluate(
             query=text,
             k=k,
             mode=mode,
-            filters=Filters(collections=(collection.pk,)),
+            filters=Filters(collections=() if collection is None else (collection.pk,)),
             fusion=fusion,
             collapse=True,
         )
@@ -121,10 +165,10 @@ def collection_evaluate(
             shares.append(result.passages[0].dense_share)
         # Scores by rank, not the fused score: trec_eval breaks score ties by document id,
         # which would reorder passages whose fused scores happen to be equal.
-        run[qid] = {
-            external[passage.document_id] or str(passage.document_id): float(k - rank)
-            for rank, passage in enumerate(result.passages)
-        }
+        # Two documents may share an evaluation id (two files of one name): the better counts.
+        ranked = run[qid] = {}
+        for rank, passage in enumerate(result.passages):
+            ranked.setdefault(external[passage.document_id], float(k - rank))
         progress(done)
     measures = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}).evaluate(run)
     top10 = {
@@ -138,7 +182,7 @@ def collection_evaluate(
 
     percentiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     return Evaluation(
-        dataset=directory.resolve().name,
+        dataset=name,
         mode=mode,
         queries=len(queries),
         ndcg_at_10=mean(measures, "ndcg_cut_10"),
@@ -153,11 +197,11 @@ def collection_evaluate(
 
 
 def _fusion_used(
-    collection: Collection, fusion: Fusion, share: float | None, used: list[float]
+    collection: Collection | None, fusion: Fusion, share: float | None, used: list[float]
 ) -> dict:
     if share is not None:
         source = "this run"
-    elif collection.fusion_dense_weight is not None:
+    elif collection is not None and collection.fusion_dense_weight is not None:
         share, source = collection.fusion_dense_weight, "set by hand"
     elif fusion.per_query:
         source = "each query's own"
@@ -167,7 +211,7 @@ def _fusion_used(
         "method": fusion.method,
         "dense_share": share,
         "source": source,
-        "calibrated_share": collection.calibrated_dense_weight,
+        "calibrated_share": collection and collection.calibrated_dense_weight,
         # The shares the queries' best passages were fused with: 10th, 50th, 90th percentile.
         "shares_used": _deciles(used),
     }

@@ -15,6 +15,7 @@ back to scoring every match when k1 or b differ from the settings (`manage.py
 postings_rebuild` recomputes them).
 """
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -44,3 +45,87 @@ class CorpusStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.passages} passages"
+
+
+class EvaluationSet(models.Model):
+    """Judged queries to measure search with, kept in the database so that any worker can run
+    them on a schedule: from a BEIR-format folder, from the answers' feedback, or the sample
+    corpus's own. `qrels` judge documents by their evaluation id (retrieval.evaluation:
+    the external id of an imported document, else its source)."""
+
+    class Source(models.TextChoices):
+        BEIR = "beir", "BEIR-format folder"
+        FEEDBACK = "feedback", "Answers' feedback"
+        SAMPLE = "sample", "Sample corpus"
+
+    name = models.CharField(max_length=200, unique=True)
+    collection = models.ForeignKey(
+        "documents.Collection",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Searched by its runs; empty: every collection (only superusers see it).",
+    )
+    source = models.CharField(max_length=16, choices=Source.choices)
+    origin = models.CharField(max_length=1000, blank=True, help_text="Folder it was read from.")
+    queries = models.JSONField(default=dict, help_text="Query id -> text.")
+    qrels = models.JSONField(default=dict, help_text="Query id -> {document id: relevance}.")
+    modes = ArrayField(
+        models.CharField(max_length=16),
+        default=list,
+        help_text="Search modes a scheduled run measures (hybrid, dense, fulltext).",
+    )
+    schedule_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Run every this many hours (by Celery beat); empty: only when asked.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationRun(models.Model):
+    """One measurement of an evaluation set in one search mode, with what it ran on."""
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "manage.py evaluate"
+        SCHEDULE = "schedule", "Schedule"
+        ADMIN = "admin", "Admin"
+
+    evaluation_set = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="runs")
+    collection = models.ForeignKey(
+        "documents.Collection", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    mode = models.CharField(max_length=16)
+    queries = models.PositiveIntegerField()
+    ndcg_at_10 = models.FloatField()
+    recall_at_100 = models.FloatField()
+    mrr_at_10 = models.FloatField()
+    latency_p50_ms = models.FloatField()
+    latency_p95_ms = models.FloatField()
+    fusion = models.JSONField(null=True, blank=True)
+    embedding_model = models.CharField(max_length=200)
+    embedding_runtime = models.CharField(max_length=50)
+    code_version = models.CharField(max_length=100, blank=True)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    # The previous run of the same set and mode, when this one fell more than
+    # PRODRAG_QUALITY_DROP below it.
+    regressed_from = models.FloatField(
+        null=True, blank=True, help_text="The previous run's nDCG@10, if this one fell below it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["evaluation_set", "mode", "-created_at"])]
+        permissions = [("view_quality", "Can view the Quality page")]
+
+    def __str__(self) -> str:
+        return f"{self.evaluation_set} ({self.mode}): nDCG@10 {self.ndcg_at_10:.4f}"

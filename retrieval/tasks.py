@@ -8,3 +8,32 @@ def collections_calibrate() -> int:
     from retrieval.calibration import collection_calibrate, collections_stale
 
     return sum(collection_calibrate(c) is not None for c in collections_stale())
+
+
+@shared_task
+def evaluation_set_run(evaluation_set_id: int, trigger: str) -> int:
+    """Run an evaluation set in its modes and store the runs (retrieval.evaluation_runs);
+    returns how many were stored, 0 if the set is gone."""
+    from retrieval.evaluation_runs import evaluation_set_run as run
+    from retrieval.models import EvaluationSet
+
+    evaluation_set = EvaluationSet.objects.filter(pk=evaluation_set_id).first()
+    if evaluation_set is None:
+        return 0
+    return len(run(evaluation_set=evaluation_set, trigger=trigger))
+
+
+@shared_task
+def evaluation_sets_run_due() -> int:
+    """Run the evaluation sets whose schedule is due, one after the other; returns how many
+    runs were stored."""
+    from django.utils import timezone
+
+    from retrieval.evaluation_runs import evaluation_set_run as run
+    from retrieval.evaluation_runs import evaluation_sets_due
+    from retrieval.models import EvaluationRun
+
+    return sum(
+        len(run(evaluation_set=due, trigger=EvaluationRun.Trigger.SCHEDULE))
+        for due in evaluation_sets_due(timezone.now())
+    )

@@ -7,40 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.accounts.factories import UserFactory
-
 pytestmark = pytest.mark.django_db
-
-CORPUS = [
-    ("d1", "Aspirin", "Aspirin lowers fever and relieves headache."),
-    ("d2", "Vitamin C", "Vitamin C supports the immune system against colds."),
-    ("d3", "Statins", "Statins lower cholesterol and the risk of heart attack."),
-    ("d4", "Insulin", "Insulin regulates the sugar level in the blood of diabetics."),
-]
-QUERIES = [
-    ("q1", "Which drug relieves a headache?", {"d1": 1}),
-    ("q2", "What lowers cholesterol?", {"d3": 1}),
-    ("q3", "How is blood sugar regulated?", {"d4": 1, "d2": 1}),
-]
-
-
-@pytest.fixture
-def dataset(tmp_path):
-    UserFactory(is_superuser=True)
-    (tmp_path / "qrels").mkdir()
-    (tmp_path / "corpus.jsonl").write_text(
-        "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in CORPUS)
-    )
-    (tmp_path / "queries.jsonl").write_text(
-        "\n".join(json.dumps({"_id": q, "text": text}) for q, text, _ in QUERIES)
-        + '\n{"_id": "unjudged", "text": "not in the qrels"}'
-    )
-    (tmp_path / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n"
-        + "".join(f"{q}\t{d}\t{r}\n" for q, _, judged in QUERIES for d, r in judged.items())
-    )
-    call_command("import_beir", str(tmp_path), "--collection", "mini", "--sync", stdout=StringIO())
-    return tmp_path
 
 
 def evaluate(*args):
@@ -55,7 +22,8 @@ def test_json_output_is_one_object_with_the_documented_keys(dataset, mode):
     result = json.loads(out)
     fused = {"fusion"} if mode == "hybrid" else set()
     assert set(result) == {
-        "dataset", "mode", "queries", "ndcg@10", "recall@100", "mrr@10", "latency_ms", *fused,
+        "dataset", "mode", "queries", "ndcg@10", "recall@100", "mrr@10", "latency_ms", "run",
+        *fused,
     }  # fmt: skip
     assert (result["dataset"], result["mode"], result["queries"]) == (dataset.name, mode, 3)
     assert set(result["latency_ms"]) == {"p50", "p95"}
