@@ -25,7 +25,10 @@ from chat.selectors import answers_withhold
 from core import metrics
 from core.admission import Overloaded
 from core.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
-from documents.models import Chunk, Collection
+from documents.models import Chunk, Collection, Document
+from retrieval.evaluation import document_evaluation_id
+from retrieval.evaluation_runs import evaluation_set_register
+from retrieval.models import EvaluationSet
 from retrieval.selectors import FALLBACK_WARNING, passages_search
 from retrieval.types import Filters
 
@@ -323,3 +326,48 @@ def feedback_export(*, directory: Path) -> tuple[int, int]:
         out.write("query-id\tcorpus-id\tscore\n")
         out.writelines(f"q{q}\t{c}\t{score}\n" for q, c, score in judgements)
     return len(queries), len(judgements)
+
+
+def feedback_evaluation_set_register(
+    *, name: str, collection: Collection | None = None
+) -> EvaluationSet:
+    """Register the answers' feedback as an evaluation set (retrieval.evaluation_runs): each
+    rated answer's question (its standalone form) is a query, and the documents its cited
+    passages came from are judged, relevant if the answer was rated helpful (a document rated
+    both ways counts as relevant), by their evaluation id. With a collection, only documents
+    of that collection are judged and the set searches it; without, the set searches every
+    collection. Documents deleted since are left out.
+
+    Locks: the set's row, when it exists (evaluation_set_register)."""
+    judged: dict[str, dict[int, int]] = {}
+    queries: dict[str, str] = {}
+    for feedback in Feedback.objects.select_related("message__question").order_by("pk"):
+        answer = feedback.message
+        if answer.question is None:
+            continue
+        cited = {s["document_id"] for s in answer.sources if s["number"] in answer.cited}
+        if not cited:
+            continue
+        qid = f"q{answer.question_id}"
+        queries[qid] = answer.question.query or answer.question.text
+        scores = judged.setdefault(qid, {})
+        for document_id in cited:
+            scores[document_id] = max(scores.get(document_id, 0), int(feedback.helpful))
+    documents = Document.objects.filter(pk__in={pk for s in judged.values() for pk in s})
+    if collection is not None:
+        documents = documents.filter(collection=collection)
+    names = {
+        pk: document_evaluation_id(external_id=external_id, source=source)
+        for pk, external_id, source in documents.values_list("pk", "external_id", "source")
+    }
+    qrels = {
+        qid: {names[pk]: score for pk, score in scores.items() if pk in names}
+        for qid, scores in judged.items()
+    }
+    return evaluation_set_register(
+        name=name,
+        source=EvaluationSet.Source.FEEDBACK,
+        queries=queries,
+        qrels=qrels,
+        collection=collection,
+    )

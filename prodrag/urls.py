@@ -9,9 +9,12 @@ from accounts.api.throttles import (
     LoginUsernameThrottle,
     throttled,
 )
+from chat import views as chat_views
 
 admin.site.site_header = "prodrag administration"
 admin.site.site_title = "prodrag"
+# The index links the Quality page for those who may see it.
+admin.site.index_template = "admin/prodrag_index.html"
 
 api_v1 = [
     path("", include("documents.api.urls")),
@@ -24,6 +27,12 @@ login_limited = throttled(LoginAddressThrottle, LoginUsernameThrottle)
 urlpatterns = [
     # Before admin/, which would otherwise answer its sign-in page unlimited.
     path("admin/login/", login_limited(admin.site.login)),
+    path("admin/quality/", admin.site.admin_view(chat_views.quality), name="admin-quality"),
+    path(
+        "admin/quality/<slug:name>.csv",
+        admin.site.admin_view(chat_views.quality_csv),
+        name="admin-quality-csv",
+    ),
     path("admin/", admin.site.urls),
     path("accounts/login/", login_limited(auth_views.LoginView.as_view()), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

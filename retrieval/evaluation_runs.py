@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from accounts.models import User
 from accounts.selectors import user_principals
@@ -214,13 +214,17 @@ def evaluation_sets_due(now: datetime) -> list[EvaluationSet]:
     return due
 
 
-def evaluation_runs_visible_to(user) -> QuerySet[EvaluationRun]:
-    """Runs of the sets whose collection the user may read in or manage; sets over every
-    collection only for unrestricted users (superusers)."""
-    runs = EvaluationRun.objects.select_related("evaluation_set")
+def evaluation_sets_visible_to(user) -> QuerySet[EvaluationSet]:
+    """Sets whose collection the user may read in or manage; sets over every collection only
+    for unrestricted users (superusers)."""
     if user_principals(user=user).unrestricted:
-        return runs
+        return EvaluationSet.objects.all()
     visible = Collection.objects.visible_to(user) | Collection.objects.managed_by(user)
-    return runs.filter(
-        Q(evaluation_set__collection__in=visible.values("pk")) & ~Q(evaluation_set__collection=None)
+    return EvaluationSet.objects.filter(collection__in=visible.values("pk"))
+
+
+def evaluation_runs_visible_to(user) -> QuerySet[EvaluationRun]:
+    """Runs of the sets the user may see (evaluation_sets_visible_to)."""
+    return EvaluationRun.objects.select_related("evaluation_set").filter(
+        evaluation_set__in=evaluation_sets_visible_to(user)
     )
