@@ -51,6 +51,34 @@ SECURITY = [
 ]
 
 
+# The collection `load_sample` loads into unless told otherwise.
+SAMPLE_COLLECTION = "Sample: Northwind handbook"
+# Judged questions about the sample, by file name (how an evaluation set names a loaded file):
+# the evaluation set `make up` registers and runs first (manage.py evaluate --sample). Worded
+# as staff would ask, not in the documents' words.
+SAMPLE_EVALUATION_SET = "Sample: Northwind questions"
+SAMPLE_QUESTIONS = {
+    "leave-days": ("How many holiday days do I get a year?", ["leave-policy.docx"]),
+    "carry-over": (
+        "Can I take unused vacation into next year?",
+        ["leave-policy.docx", "vacation_calculator.py"],
+    ),
+    "parental": ("How long is paid leave after having a baby?", ["leave-policy.docx"]),
+    "password": ("How long does my password have to be?", ["security-handbook.pdf"]),
+    "stolen-laptop": ("Who do I tell when my laptop gets stolen?", ["security-handbook.pdf"]),
+    "guests": ("Can visitors walk around the lab on their own?", ["security-handbook.pdf"]),
+    "revenue": ("How much did revenue grow last quarter?", ["quarterly-review.pptx"]),
+    "lisbon": ("What is the address of the Lisbon office?", ["office-locations.xlsx"]),
+    "hotel": ("How much can I spend on a hotel per night?", ["expense-limits.csv"]),
+    "first-day": ("What happens on my first day?", ["onboarding.html"]),
+    "review": ("How many approvals does a code change need?", ["engineering-guide.md"]),
+    "on-call": ("How quickly must on-call answer a page?", ["engineering-guide.md"]),
+    "help-desk": ("When is the IT help desk open?", ["it-support.txt"]),
+    "releases": ("How often do we ship a release?", ["release-process.rst"]),
+    "rollback": ("Who is allowed to roll back a release?", ["release-process.rst"]),
+}
+
+
 def sample_corpus_write(*, directory: Path) -> list[Path]:
     """Write the sample files missing from `directory` and return the paths of all of them.
     Files already there are kept: Office files embed the time they were zipped, so rewriting

@@ -20,9 +20,10 @@ from accounts.models import User
 from accounts.selectors import user_principals
 from core.metrics import QUALITY_REGRESSIONS
 from documents.models import Collection, Document
+from documents.samples import SAMPLE_COLLECTION, SAMPLE_EVALUATION_SET, SAMPLE_QUESTIONS
 from retrieval.evaluation import Evaluation, EvaluationError, beir_queries_read, judgements_evaluate
 from retrieval.models import EvaluationRun, EvaluationSet
-from retrieval.types import HYBRID
+from retrieval.types import DENSE, FULLTEXT, HYBRID
 
 log = logging.getLogger("prodrag.quality")
 
@@ -64,10 +65,11 @@ def evaluation_set_register(
     qrels: dict[str, dict[str, int]],
     collection: Collection | None,
     origin: str = "",
+    modes: tuple[str, ...] = (HYBRID,),
 ) -> EvaluationSet:
-    """Create the set, or replace the judgements of the set of that name (its schedule, modes
-    and runs stay). Only queries with at least one relevant judgement are kept: a query with
-    none scores 0 whatever search does.
+    """Create the set (measured in `modes`), or replace the judgements of the set of that
+    name (its schedule, modes and runs stay). Only queries with at least one relevant
+    judgement are kept: a query with none scores 0 whatever search does.
 
     Locks: the set's row, when it exists."""
     judged = {
@@ -93,7 +95,7 @@ def evaluation_set_register(
                 "collection": collection,
                 "queries": {qid: queries[qid] for qid in judged},
                 "qrels": judged,
-                "modes": [HYBRID],
+                "modes": list(modes),
             },
         )
     return evaluation_set
@@ -121,6 +123,25 @@ def collection_settled(collection: Collection | None) -> bool:
     documents = Document.objects.all() if collection is None else collection.documents.all()
     settled = [Document.Status.READY, Document.Status.FAILED]
     return not documents.exclude(status__in=settled).exists()
+
+
+def evaluation_set_sample() -> EvaluationSet:
+    """Register the sample corpus's questions (documents.samples) as the sample set, over the
+    sample collection, measured in every mode."""
+    collection = Collection.objects.filter(name=SAMPLE_COLLECTION).first()
+    if collection is None:
+        raise EvaluationError(
+            f"No collection named {SAMPLE_COLLECTION!r}: load the sample first "
+            "(manage.py load_sample)."
+        )
+    return evaluation_set_register(
+        name=SAMPLE_EVALUATION_SET,
+        source=EvaluationSet.Source.SAMPLE,
+        queries={qid: text for qid, (text, _) in SAMPLE_QUESTIONS.items()},
+        qrels={qid: dict.fromkeys(files, 1) for qid, (_, files) in SAMPLE_QUESTIONS.items()},
+        collection=collection,
+        modes=(HYBRID, DENSE, FULLTEXT),
+    )
 
 
 def evaluation_store(

@@ -17,6 +17,7 @@ from documents.models import Collection, Document
 from retrieval.evaluation_runs import evaluation_sets_due
 from retrieval.models import EvaluationRun, EvaluationSet
 from retrieval.tasks import evaluation_set_run, evaluation_sets_run_due
+from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -180,3 +181,23 @@ def test_sets_over_every_collection_search_all_of_them(dataset):
     assert everywhere["recall@100"] == pytest.approx(1.0)
     assert mini_only["recall@100"] == pytest.approx(2.5 / 3, abs=1e-4)
     assert EvaluationRun.objects.get(pk=everywhere["run"]).collection is None
+
+
+def test_the_sample_corpus_comes_with_questions_whose_first_runs_are_stored(settings, tmp_path):
+    """What `make up` does after loading the sample: its questions become the sample set,
+    measured in every mode, and each run finds the sample's answers near the top."""
+    settings.VAR_DIR = tmp_path
+    UserFactory(is_superuser=True)
+    with pytest.raises(CommandError, match="load the sample first"):
+        evaluate("--sample")
+    call_command("load_sample", "--sync", stdout=StringIO(), stderr=StringIO())
+
+    results = evaluate("--sample", "--wait", "5")
+
+    sample = EvaluationSet.objects.get(name="Sample: Northwind questions")
+    assert (sample.source, sample.collection.name) == ("sample", "Sample: Northwind handbook")
+    assert len(sample.queries) == 15
+    assert [r["mode"] for r in results] == ["hybrid", "dense", "fulltext"]
+    assert all(r["run"] for r in results)
+    scores = {r["mode"]: r["ndcg@10"] for r in results}
+    assert min(scores.values()) > 0.8

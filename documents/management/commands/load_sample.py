@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from documents.management.commands._load import LoadCommand
-from documents.samples import sample_corpus_write
+from documents.samples import SAMPLE_COLLECTION, sample_corpus_write
 from documents.services.loading import LoadReport, files_load
 
 
@@ -11,7 +11,7 @@ class Command(LoadCommand):
         "var/sample and load it into a collection open to all staff."
     )
 
-    default_collection = "Sample: Northwind handbook"
+    default_collection = SAMPLE_COLLECTION
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -10,6 +10,7 @@ from retrieval.evaluation import EvaluationError, beir_queries_read, judgements_
 from retrieval.evaluation_runs import (
     collection_settled,
     evaluation_set_from_beir,
+    evaluation_set_sample,
     evaluation_store,
     evaluator,
 )
@@ -44,6 +45,11 @@ class Command(BaseCommand):
             action="append",
             help="Repeatable (default: hybrid for a directory, the set's modes for --set).",
         )
+        parser.add_argument(
+            "--sample",
+            action="store_true",
+            help="Register and run the sample corpus's questions (after manage.py load_sample).",
+        )
         parser.add_argument("--k", type=int, default=100, help="Documents ranked per query.")
         parser.add_argument("--limit", type=int, help="Only the first N judged queries.")
         parser.add_argument(
@@ -70,6 +76,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, directory, collection, set_name, mode, k, limit, share, **options):
+        if options["sample"]:
+            try:
+                set_name = evaluation_set_sample().name
+            except EvaluationError as exc:
+                raise CommandError(str(exc)) from exc
         if share is not None and not 0 <= share <= 1:
             raise CommandError(f"--share must be between 0 and 1, got {share}.")
         store = not options["no_store"] and k == 100 and limit is None and share is None
