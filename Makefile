@@ -62,7 +62,7 @@ up: install
 	fi
 	@$(PY) manage.py load_sample
 	@# The sample's questions, measured once its documents are in (the admin's Quality page).
-	@$(PY) manage.py evaluate --sample --wait 600
+	@PRODRAG_LOG_LEVEL=warning $(PY) manage.py evaluate --sample --wait 600
 	@$(PY) -c "$$WAIT_FOR_WEB"
 	@cat var/run/login.txt; rm -f var/run/login.txt
 

@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 40, 56
+LEFT, RIGHT, TOP, BOTTOM = 64, 48, 40, 56
 # Distinguishable colours, also for the common kinds of colour blindness (Okabe and Ito).
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000")
 TICKS = 5
@@ -235,14 +235,15 @@ def _x_labels(labels: Sequence[tuple[float, str]]) -> SafeString:
 
 def _svg(title: str, parts: Sequence[SafeString], legend: Sequence[tuple[str, str]]) -> SafeString:
     number = next(_ids)
+    entries, x = [], LEFT
+    for name, colour in legend:
+        entries.append((x, colour, x + 16, name))
+        x += 32 + 6 * len(name)  # about 6 pixels a character at 11 px
     keys = format_html_join(
         "",
         '<rect x="{}" y="8" width="12" height="12" fill="{}"/>'
         '<text x="{}" y="18" class="legend">{}</text>',
-        (
-            (LEFT + 150 * i, colour, LEFT + 150 * i + 16, name[:22])
-            for i, (name, colour) in enumerate(legend)
-        ),
+        entries,
     )
     return format_html(
         '<svg class="chart" viewBox="0 0 {} {}" width="{}" height="{}" role="img" '
