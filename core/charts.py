@@ -20,6 +20,8 @@ LEFT, RIGHT, TOP, BOTTOM = 64, 48, 40, 56
 # Distinguishable colours, also for the common kinds of colour blindness (Okabe and Ito).
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000")
 TICKS = 5
+# A time axis spans at least this many seconds.
+SHORTEST_SPAN = 86400
 _ids = itertools.count(1)
 
 
@@ -53,19 +55,25 @@ def line_chart(
     times = [t.timestamp() for s in series for t, _ in s.points]
     values = [v for s in series for _, v in s.points]
     top = y_max if y_max is not None else _nice_top(max(values, default=1.0))
-    first, last = (min(times), max(times)) if times else (0.0, 1.0)
-    span = (last - first) or 1.0
+    first, last = (min(times), max(times)) if times else (0.0, 0.0)
+    if last - first < SHORTEST_SPAN:
+        # Runs minutes apart (one run per mode) stand together, not at both ends of the axis.
+        middle = (first + last) / 2
+        first, last = middle - SHORTEST_SPAN / 2, middle + SHORTEST_SPAN / 2
+    zone = next((t.tzinfo for s in series for t, _ in s.points), None)
 
     def x(moment: datetime) -> float:
-        if last == first:
-            return LEFT + _plot_width() / 2
-        return LEFT + (moment.timestamp() - first) / span * _plot_width()
+        return LEFT + (moment.timestamp() - first) / (last - first) * _plot_width()
 
-    parts = [_y_axis(top, y_label), _axis_title(x_label)]
-    if times:
-        moments = sorted({t for s in series for t, _ in s.points})
-        step = max(1, math.ceil(len(moments) / 6))
-        parts.append(_x_labels([(x(m), f"{m:%d %b %H:%M}") for m in moments[::step]]))
+    ticks = [
+        datetime.fromtimestamp(first + (last - first) * step / (TICKS - 1), tz=zone)
+        for step in range(TICKS)
+    ]
+    parts = [
+        _y_axis(top, y_label),
+        _axis_title(x_label),
+        _x_labels([(x(moment), f"{moment:%d %b %H:%M}") for moment in ticks]),
+    ]
     for colour, each in zip(itertools.cycle(PALETTE), series, strict=False):
         coords = [(x(t), _y(v, top)) for t, v in each.points]
         if len(coords) > 1:
