@@ -1,5 +1,6 @@
 """The permission matrix: every admin page (lists, filters, searches, change, add, delete,
-history, guardian's object-permission pages, autocomplete, exports) and every API endpoint,
+history, guardian's object-permission pages, autocomplete, exports, the Quality page and its
+CSVs) and every API endpoint,
 for every role of docs/permissions.md. Each cell asserts its status, and that the body holds
 no title, text or name of a document or collection the role may not read.
 
@@ -20,7 +21,9 @@ from guardian.shortcuts import assign_perm
 from accounts.models import AuditEvent
 from chat.models import Feedback, Message
 from chat.services import answer_create, conversation_start, feedback_record, question_add
+from chat.views import QUALITY_TABLES
 from documents.models import Chunk, Collection, Document
+from retrieval.models import EvaluationRun, EvaluationSet
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client
 from tests.documents.factories import CollectionFactory
@@ -74,6 +77,11 @@ def world(db):
     users["auditor"].user_permissions.set(
         Permission.objects.filter(codename__in=["view_auditevent", "view_apitoken"])
     )
+    # Everyone on staff may open the Quality page and list evaluation sets: what they see
+    # there is the question.
+    quality = Permission.objects.filter(codename__in=["view_quality", "view_evaluationset"])
+    for user in users.values():
+        user.user_permissions.add(*quality)
     x = CollectionFactory(name=COLLECTIONS["x"], owner=users["owner"])
     y = CollectionFactory(name=COLLECTIONS["y"], owner=boss)
     q = CollectionFactory(name=COLLECTIONS["q"], owner=boss)
@@ -102,6 +110,21 @@ def world(db):
         )
         answer = answer_create(question=asked, user=asker)
         feedback_record(answer=answer, user=asker, helpful=True, comment="useful")
+    # A question over the board alone that its documents do not answer (a knowledge gap
+    # named after the board), and an evaluation set with a run over each collection.
+    asked = question_add(conversation=conversation_start(owner=boss), user=boss,
+                         text="Who won the 1998 football world cup?", scope=[q.pk])  # fmt: skip
+    answer_create(question=asked, user=boss)
+    for collection in (x, y, q):
+        evaluation_set = EvaluationSet.objects.create(
+            name=f"{collection.name} questions", collection=collection, source="beir",
+            queries={"q": "budget"}, qrels={"q": {"zebra.md": 1}},
+        )  # fmt: skip
+        EvaluationRun.objects.create(
+            evaluation_set=evaluation_set, mode="hybrid", queries=1, ndcg_at_10=0.5,
+            recall_at_100=1, mrr_at_10=0.5, latency_p50_ms=1, latency_p95_ms=1,
+            embedding_model="m", embedding_runtime="onnx", trigger="command",
+        )  # fmt: skip
     return {
         "users": users,
         "documents": {name: Document.objects.get(pk=d.pk) for name, d in documents.items()},
@@ -135,6 +158,7 @@ def _admin_pages(world, me) -> list[tuple[str, str]]:
         "chat_feedback",
         "accounts_auditevent",
         "accounts_apitoken",
+        "retrieval_evaluationset",
     ):
         listing = reverse(f"{admin}{app_model}_changelist")
         pages.append((listing, f"{app_model} list"))
@@ -176,6 +200,15 @@ def _admin_pages(world, me) -> list[tuple[str, str]]:
                 f"{obj} group permissions",
             )
         )
+    for evaluation_set in EvaluationSet.objects.all():
+        change = reverse("admin:retrieval_evaluationset_change", args=[evaluation_set.pk])
+        pages.append((change, "evaluation set page"))
+    quality = reverse("admin-quality")
+    pages.append((quality, "quality page"))
+    for key, collection in world["collections"].items():
+        pages.append((f"{quality}?collection={collection.pk}", f"quality page, feedback of {key}"))
+    for table in QUALITY_TABLES:
+        pages.append((reverse("admin-quality-csv", args=[table]), f"quality {table} CSV"))
     for chunk in Chunk.objects.all():
         pages.append((reverse("admin:documents_chunk_change", args=[chunk.pk]), "chunk page"))
     for feedback in Feedback.objects.all():
