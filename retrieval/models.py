@@ -16,6 +16,7 @@ postings_rebuild` recomputes them).
 """
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -72,13 +73,18 @@ class EvaluationSet(models.Model):
     queries = models.JSONField(default=dict, help_text="Query id -> text.")
     qrels = models.JSONField(default=dict, help_text="Query id -> {document id: relevance}.")
     modes = ArrayField(
-        models.CharField(max_length=16),
+        models.CharField(
+            max_length=16,
+            choices=[(mode, mode) for mode in ("hybrid", "dense", "fulltext", "hybrid+rerank")],
+        ),
         default=list,
-        help_text="Search modes a scheduled run measures (hybrid, dense, fulltext).",
+        help_text="Search modes each run measures, comma-separated: hybrid, dense, fulltext, "
+        "hybrid+rerank.",
     )
     schedule_hours = models.PositiveIntegerField(
         null=True,
         blank=True,
+        validators=[MinValueValidator(1)],
         help_text="Run every this many hours (by Celery beat); empty: only when asked.",
     )
     created_at = models.DateTimeField(auto_now_add=True)

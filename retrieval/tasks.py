@@ -26,14 +26,24 @@ def evaluation_set_run(evaluation_set_id: int, trigger: str) -> int:
 @shared_task
 def evaluation_sets_run_due() -> int:
     """Run the evaluation sets whose schedule is due, one after the other; returns how many
-    runs were stored."""
+    runs were stored. A set that cannot run (its collection emptied, no superuser) is logged
+    and left for its next turn; the others still run."""
+    import logging
+
     from django.utils import timezone
 
+    from retrieval.evaluation import EvaluationError
     from retrieval.evaluation_runs import evaluation_set_run as run
     from retrieval.evaluation_runs import evaluation_sets_due
     from retrieval.models import EvaluationRun
+    from retrieval.selectors import SearchError
 
-    return sum(
-        len(run(evaluation_set=due, trigger=EvaluationRun.Trigger.SCHEDULE))
-        for due in evaluation_sets_due(timezone.now())
-    )
+    stored = 0
+    for due in evaluation_sets_due(timezone.now()):
+        try:
+            stored += len(run(evaluation_set=due, trigger=EvaluationRun.Trigger.SCHEDULE))
+        except (EvaluationError, SearchError) as error:
+            logging.getLogger("prodrag.quality").warning(
+                "scheduled evaluation of %s not run: %s", due.name, error
+            )
+    return stored

@@ -85,6 +85,11 @@ def test_the_admin_lists_sets_of_readable_collections_and_runs_managed_ones_now(
     assert client.get(board_page).status_code == 302  # missing to them: back to the list
 
     change = reverse("admin:retrieval_evaluationset_change", args=[sets["handbook"].pk])
+    refused = client.post(change, {"modes": "hybrid,nonsense", "schedule_hours": "0"})
+    assert refused.status_code == 200  # the form again, with its errors
+    assert "nonsense" in refused.content.decode() and "greater than or equal to 1" in (
+        refused.content.decode()
+    )
     response = client.post(change, {"modes": "hybrid,dense", "schedule_hours": "24"})
     assert response.status_code == 302
     sets["handbook"].refresh_from_db()

@@ -201,3 +201,22 @@ def test_the_sample_corpus_comes_with_questions_whose_first_runs_are_stored(sett
     assert all(r["run"] for r in results)
     scores = {r["mode"]: r["ndcg@10"] for r in results}
     assert min(scores.values()) > 0.8
+
+
+def test_a_scheduled_set_that_cannot_run_is_logged_and_the_others_still_run(dataset, caplog):
+    call_command("evaluate", str(dataset), "--collection", "mini", "--set", "fine",
+                 stdout=StringIO(), stderr=StringIO())  # fmt: skip
+    empty = Collection.objects.create(name="empty", owner=Collection.objects.get(name="mini").owner)
+    EvaluationSet.objects.create(name="broken", collection=empty, source="beir",
+                                 queries={"q": "x"}, qrels={"q": {"d1": 1}},
+                                 modes=["fulltext"], schedule_hours=1)  # fmt: skip
+    EvaluationSet.objects.filter(name="fine").update(schedule_hours=1, modes=["fulltext"])
+    EvaluationRun.objects.update(created_at=timezone.now() - timedelta(hours=2))
+
+    with caplog.at_level(logging.WARNING, logger="prodrag.quality"):
+        assert evaluation_sets_run_due.apply().get() == 1
+
+    assert "scheduled evaluation of broken not run: Collection 'empty' has no documents" in (
+        caplog.text
+    )
+    assert EvaluationRun.objects.filter(evaluation_set__name="fine", trigger="schedule").exists()
