@@ -6,7 +6,8 @@ Every number and every question is limited to what the viewer may see:
 - an answer (and its feedback, and its question) counts only when the viewer may read every
   document it drew on (documents.authority, as answers_withhold) and every collection its
   question came from: the collections it was asked in, or, asked in all, those its asker
-  could read; a collection counts for a viewer who may read in it or manage it;
+  could read; a collection counts for a viewer who may read in it (managers read in the
+  collections they manage);
 - evaluation runs: those of sets over collections the viewer may read in or manage;
 - ingestion: the documents the viewer may read.
 Superusers see everything.
@@ -60,15 +61,17 @@ def _week(moment: dt.datetime) -> dt.date:
 
 
 class Viewer:
-    """What one viewer may see of answers: the collections they may read in or manage, and
-    (asked per batch) which documents they may read."""
+    """What one viewer may see of answers: the collections they may read in (a manager reads
+    every document of the collections they manage, so those are among them), and (asked per
+    batch) which documents they may read."""
 
     def __init__(self, user) -> None:
         self.user = user
         self.unrestricted = user_principals(user=user).unrestricted
         if not self.unrestricted:
-            visible = Collection.objects.visible_to(user) | Collection.objects.managed_by(user)
+            visible = Collection.objects.visible_to(user)
             self.collections = set(visible.values_list("pk", flat=True))
+        self._askers: dict[int, set[int]] = {}
 
     def answers(self, answers: Iterable[Message]) -> list[Message]:
         """The answers this viewer may count (see the module docstring). Each answer needs
@@ -77,31 +80,26 @@ class Viewer:
         if self.unrestricted:
             return answers
         readable = documents_readable_among(self.user, {pk for a in answers for pk in a.documents})
-        askers = asker_collections({a.conversation.owner_id for a in answers})
         return [
             answer
             for answer in answers
             if set(answer.documents) <= readable
-            and question_collections(answer.question, askers) <= self.collections
+            and self.question_collections(answer.question) <= self.collections
         ]
 
-
-def asker_collections(user_ids: Iterable[int]) -> dict[int, set[int]]:
-    """Each asker's collections they may read in now: what a question asked in all of them
-    came from. One query per asker."""
-    return {
-        user.pk: set(Collection.objects.visible_to(user).values_list("pk", flat=True))
-        for user in User.objects.filter(pk__in=set(user_ids))
-    }
-
-
-def question_collections(question: Message | None, askers: dict[int, set[int]]) -> set[int]:
-    """The collections a question came from: those it was asked in, else its asker's."""
-    if question is None:
-        return set()
-    if question.scope:
-        return set(question.scope)
-    return askers.get(question.conversation.owner_id, set())
+    def question_collections(self, question: Message | None) -> set[int]:
+        """The collections a question came from: those it was asked in, else those its asker
+        may read in now (one query per asker, the first time)."""
+        if question is None:
+            return set()
+        if question.scope:
+            return set(question.scope)
+        owner = question.conversation.owner_id
+        if owner not in self._askers:
+            asker = User.objects.filter(pk=owner).first()
+            readable = Collection.objects.visible_to(asker) if asker else Collection.objects.none()
+            self._askers[owner] = set(readable.values_list("pk", flat=True))
+        return self._askers[owner]
 
 
 def runs_by_set(user) -> dict[str, dict[str, list]]:
@@ -244,10 +242,7 @@ def _documents_of(collection: int, ids: set[int]) -> set[int]:
 
 def feedback_collections(user) -> list[Collection]:
     """The collections the viewer may pick to see one collection's feedback."""
-    if user_principals(user=user).unrestricted:
-        return list(Collection.objects.order_by("name"))
-    visible = Collection.objects.visible_to(user) | Collection.objects.managed_by(user)
-    return list(visible.distinct().order_by("name"))
+    return list(Collection.objects.visible_to(user).order_by("name"))
 
 
 def collection_chosen(user, raw: str | None) -> Collection | None:
@@ -269,7 +264,6 @@ def gap_questions(user, *, since: dt.date) -> list[tuple[Message, set[str], set[
     )
     viewer = Viewer(user)
     visible = {a.pk for a in viewer.answers(answers)}
-    askers = asker_collections({a.conversation.owner_id for a in answers})
     rated = Feedback.objects.filter(message__in=answers, helpful=False)
     unhelpful = set(rated.values_list("message", flat=True))
     found: dict[int, tuple[Message, set[str], set[int]]] = {}
@@ -281,7 +275,7 @@ def gap_questions(user, *, since: dt.date) -> list[tuple[Message, set[str], set[
             hidden.add(question.pk)
             continue
         _, reasons, _ = found.setdefault(
-            question.pk, (question, set(), question_collections(question, askers))
+            question.pk, (question, set(), viewer.question_collections(question))
         )
         if answer.mode == Message.Mode.NOT_COVERED:
             reasons.add("not covered")

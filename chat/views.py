@@ -191,7 +191,7 @@ def quality(request: HttpRequest) -> HttpResponse:
     runs = view.runs()
     feedback = view.table("feedback")
     answers = view.table("answers")
-    statuses, failures = view.tables("ingestion", "failures")
+    statuses, failures = ingestion_summary(request.user)
     context = {
         **admin.site.each_context(request),
         "title": "Quality",
@@ -284,7 +284,7 @@ def _quality_allowed(request: HttpRequest) -> None:
 
 
 class _QualityView:
-    """The page's parameters, and its tables built once each."""
+    """The page's parameters and the tables built from them (the gaps grouped once)."""
 
     def __init__(self, request: HttpRequest) -> None:
         self.user = request.user
@@ -301,9 +301,6 @@ class _QualityView:
         if self._gaps is None:
             self._gaps = gaps_grouped(self.user, since=self.mondays[0])
         return self._gaps
-
-    def tables(self, *names: str) -> list[Table]:
-        return [self.table(name) for name in names]
 
     def table(self, name: str) -> Table:
         if name == "runs":

@@ -80,23 +80,17 @@ def evaluation_set_register(
     if not judged:
         raise EvaluationError(f"{name}: no query has a relevant judgement.")
     with transaction.atomic():
+        judgements = {
+            "source": source,
+            "origin": origin,
+            "collection": collection,
+            "queries": {qid: queries[qid] for qid in judged},
+            "qrels": judged,
+        }
         evaluation_set, _ = EvaluationSet.objects.select_for_update().update_or_create(
             name=name,
-            defaults={
-                "source": source,
-                "origin": origin,
-                "collection": collection,
-                "queries": {qid: queries[qid] for qid in judged},
-                "qrels": judged,
-            },
-            create_defaults={
-                "source": source,
-                "origin": origin,
-                "collection": collection,
-                "queries": {qid: queries[qid] for qid in judged},
-                "qrels": judged,
-                "modes": list(modes),
-            },
+            defaults=judgements,
+            create_defaults=judgements | {"modes": list(modes)},
         )
     return evaluation_set
 
@@ -240,7 +234,8 @@ def evaluation_sets_visible_to(user) -> QuerySet[EvaluationSet]:
     for unrestricted users (superusers)."""
     if user_principals(user=user).unrestricted:
         return EvaluationSet.objects.all()
-    visible = Collection.objects.visible_to(user) | Collection.objects.managed_by(user)
+    # Managers read in the collections they manage: visible_to holds those too.
+    visible = Collection.objects.visible_to(user)
     return EvaluationSet.objects.filter(collection__in=visible.values("pk"))
 
 
