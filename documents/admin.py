@@ -186,6 +186,8 @@ class VersionInline(admin.TabularInline):
         "page_count",
         "chunking",
         "embedding_model",
+        "embedding_runtime",
+        "embedding_quantize",
         "created_by",
         "created_at",
     ]

@@ -227,6 +227,12 @@ class DocumentVersion(models.Model):
         max_length=200, blank=True, help_text="Model that embedded this version's chunks."
     )
     embedding_dimensions = models.PositiveSmallIntegerField(null=True, blank=True)
+    embedding_runtime = models.CharField(
+        max_length=20, blank=True, help_text="What ran the model: onnx, torch or endpoint."
+    )
+    embedding_quantize = models.CharField(
+        max_length=20, blank=True, help_text="How its weights were quantised: int8 or none."
+    )
     text = models.TextField(
         blank=True, editable=False, help_text="The text read from the file; chunk offsets index it."
     )

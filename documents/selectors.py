@@ -9,6 +9,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from documents.authority import may_manage_collection
+from documents.embedding import embedder
 from documents.models import Collection, Document
 
 
@@ -85,6 +86,21 @@ def documents_embedded_otherwise(*, collection: Collection | None = None) -> Que
     documents = Document.objects.exclude(indexed_version=None).exclude(
         indexed_version__embedding_model=settings.EMBEDDING_MODEL,
         indexed_version__embedding_dimensions=settings.EMBEDDING_DIMENSIONS,
+    )
+    return documents if collection is None else documents.filter(collection=collection)
+
+
+def documents_embedding_stale(*, collection: Collection | None = None) -> QuerySet[Document]:
+    """Indexed documents (of one collection, or all) that `reembed` embeds anew: those embedded
+    otherwise, and those whose model ran with another quantisation than the configured
+    embedder runs it with (what it runs, after any fallback: a fallback makes nothing stale).
+    Their vectors are comparable with its own (a cosine of 0.99, checked when the embedder
+    loads), so search goes on using them meanwhile. The runtime alone (PyTorch or ONNX
+    Runtime unquantised) makes nothing stale: their vectors agree to a cosine of 0.9999."""
+    documents = Document.objects.exclude(indexed_version=None).exclude(
+        indexed_version__embedding_model=settings.EMBEDDING_MODEL,
+        indexed_version__embedding_dimensions=settings.EMBEDDING_DIMENSIONS,
+        indexed_version__embedding_quantize=embedder().quantize,
     )
     return documents if collection is None else documents.filter(collection=collection)
 

@@ -65,6 +65,6 @@ def _embedding_model_load() -> None:
         return
     if isinstance(provider, LocalEmbedder):
         log.info(
-            "embedding model %s ready in %.1f s (queries in %s)",
-            provider.model, time.monotonic() - started, provider.runtime,
+            "embedding model ready in %.1f s: %s",
+            time.monotonic() - started, provider.describe(),
         )  # fmt: skip

@@ -97,6 +97,8 @@ class VersionSerializer(serializers.ModelSerializer):
             "chunking",
             "embedding_model",
             "embedding_dimensions",
+            "embedding_runtime",
+            "embedding_quantize",
             "created_at",
         ]
         read_only_fields = fields

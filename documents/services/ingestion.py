@@ -204,8 +204,12 @@ def _embed(work: list[_Work]) -> None:
     previous: dict[tuple[int, str, tuple[str, ...]], np.ndarray] = {}
     reindexed = [item.document.pk for item in work if item.document.indexed_version_id]
     if reindexed:
+        # Only vectors that the configured model and quantisation made: `reembed` after a
+        # change of setting makes them all anew.
         for document_id, text, path, vector in ChunkEmbedding.objects.filter(
-            document_id__in=reindexed, embedding_model=model.model
+            document_id__in=reindexed,
+            embedding_model=model.model,
+            chunk__version__embedding_quantize=model.quantize,
         ).values_list("document_id", "chunk__text", "chunk__heading_path", "embedding"):
             previous[(document_id, text, tuple(path))] = vector
     pending: list[tuple[_Work, int, str]] = []
@@ -306,7 +310,15 @@ def _store(work: list[_Work]) -> None:
             _version_indexed(item, model)
         DocumentVersion.objects.bulk_update(
             [item.version for item in work],
-            ["text", "page_count", "chunking", "embedding_model", "embedding_dimensions"],
+            [
+                "text",
+                "page_count",
+                "chunking",
+                "embedding_model",
+                "embedding_dimensions",
+                "embedding_runtime",
+                "embedding_quantize",
+            ],
         )
         store_seconds = round(time.monotonic() - started, 3)
         for item in work:
@@ -367,6 +379,7 @@ def _version_indexed(item: _Work, model: Embedder) -> None:
         "chunks": len(item.drafts),
     }
     version.embedding_model, version.embedding_dimensions = model.model, model.dimensions
+    version.embedding_runtime, version.embedding_quantize = model.runtime, model.quantize
 
 
 # Below this probability of its best guess, the text is too short or too mixed to tell.

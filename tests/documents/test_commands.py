@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from documents.embedding import embedder
+from documents.embedding import embedder, onnx
 from documents.models import Document, DocumentVersion, embedding_index
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.documents.factories import CollectionFactory
@@ -118,6 +118,56 @@ def test_reembed_picks_the_documents_embedded_by_another_model(
     assert queued.queues == ["maintenance"]
 
 
+def test_reembed_picks_the_documents_embedded_with_another_quantisation(
+    tmp_path, django_capture_on_commit_callbacks, queued
+):
+    """GIVEN int8 configured, one document embedded unquantised by PyTorch, one unquantised
+    by ONNX Runtime WHEN reembed runs THEN both are queued, the int8 one is not."""
+    collection = CollectionFactory(name="C")
+    for name in ("one.txt", "two.txt", "three.txt"):
+        (tmp_path / name).write_text(f"Text of {name}.")
+    run("ingest", str(tmp_path), "--collection", "C", "--sync")
+    one, two = (Document.objects.get(source__endswith=name) for name in ("one.txt", "two.txt"))
+    for document, runtime in ((one, "torch"), (two, "onnx")):
+        DocumentVersion.objects.filter(pk=document.indexed_version_id).update(
+            embedding_runtime=runtime, embedding_quantize="none"
+        )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("reembed", "--collection", collection.name)
+
+    assert "2 document(s) of 'C' queued for re-embedding." in out
+    assert sorted(queued[0]) == sorted([one.pk, two.pk])
+
+
+def test_after_a_fallback_reembed_leaves_what_the_embedder_itself_makes(
+    tmp_path, monkeypatch, django_capture_on_commit_callbacks, queued
+):
+    """GIVEN int8 configured but refused on this CPU (the embedder runs unquantised) WHEN
+    reembed runs THEN documents embedded unquantised, by either runtime, are not stale: a
+    change of runtime alone changes no vector."""
+    collection = CollectionFactory(name="C")
+    for name in ("one.txt", "two.txt"):
+        (tmp_path / name).write_text(f"Text of {name}.")
+    run("ingest", str(tmp_path), "--collection", "C", "--sync")
+    one = Document.objects.get(source__endswith="one.txt")
+    DocumentVersion.objects.filter(pk=one.indexed_version_id).update(
+        embedding_runtime="torch", embedding_quantize="none"
+    )
+    monkeypatch.setitem(onnx.MIN_MEAN_COSINE, "int8", 1.01)
+    embedder.cache_clear()
+    try:
+        assert embedder().quantize == "none"
+        with django_capture_on_commit_callbacks(execute=True):
+            out = run("reembed", "--collection", collection.name)
+    finally:
+        embedder.cache_clear()
+
+    two = Document.objects.get(source__endswith="two.txt")
+    assert "1 document(s) of 'C' queued for re-embedding." in out
+    assert queued == [[two.pk]]
+
+
 def test_reembed_first_builds_the_configured_models_hnsw_index(settings, queued):
     """GIVEN the configured embedding model changed since the migrations built the first
     model's index WHEN reembed runs THEN the new model's index exists, built once."""
@@ -161,7 +211,7 @@ def test_import_beir_queues_each_full_task_while_the_rest_still_loads(
     assert "5 document(s) queued" in out
 
 
-def test_embedding_prepare_exports_the_local_model_before_any_query(settings, tmp_path):
+def test_embedding_prepare_makes_the_local_models_variant_before_any_query(settings, tmp_path):
     settings.EMBEDDING_ONNX_DIR = tmp_path
     embedder.cache_clear()
     try:
@@ -169,5 +219,7 @@ def test_embedding_prepare_exports_the_local_model_before_any_query(settings, tm
     finally:
         embedder.cache_clear()
 
-    assert f"{settings.EMBEDDING_MODEL}: queries run in onnx." in out
-    assert len(list(tmp_path.glob("*.onnx"))) == 1
+    assert f"{settings.EMBEDDING_MODEL} runs in ONNX Runtime, quantised int8: vectors at " in out
+    assert "to PyTorch's (minimum 0.9" in out
+    assert len(list(tmp_path.glob("*-int8.onnx"))) == 1
+    assert len(list(tmp_path.glob("*-int8.check.json"))) == 1

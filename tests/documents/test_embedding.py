@@ -1,6 +1,8 @@
 """Embedding providers: the bundled local model, and an OpenAI-compatible endpoint played by a
 small HTTP server in this process."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from documents.embedding import (
     LocalEmbedder,
     OpenAIEmbedder,
     embedder,
+    onnx,
 )
 from tests.fake_openai import FakeOpenAI
 
@@ -21,57 +24,119 @@ def test_local_model_gives_normalised_vectors_that_rank_by_meaning():
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
 
 
-def _local(settings, onnx_dir=None, batch_size=2):
+TEXTS = [
+    "Short.",
+    "A much longer sentence, padded against the short one in a batch of its own kind.",
+    "GDP fell.",
+    "Parents get 20 weeks of fully paid parental leave, to be taken within the first year "
+    "after birth or adoption.",
+    "reset password",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    """One directory for the variants these tests make (each takes seconds to make)."""
+    return tmp_path_factory.mktemp("onnx")
+
+
+def _local(settings, *, runtime="onnx", quantize="int8", onnx_dir=None, path=None):
     return LocalEmbedder(
         model=settings.EMBEDDING_MODEL,
-        path=settings.EMBEDDING_MODEL_PATH,
+        path=path or settings.EMBEDDING_MODEL_PATH,
         dimensions=settings.EMBEDDING_DIMENSIONS,
-        batch_size=batch_size,
+        batch_size=2,
+        runtime=runtime,
+        quantize=quantize,
         onnx_dir=onnx_dir,
     )
 
 
-def test_the_configured_local_model_runs_in_onnx_runtime(settings):
-    assert settings.EMBEDDING_RUNTIME == "onnx"
-    assert embedder().runtime == "onnx"
+def test_the_configured_local_model_runs_quantised_in_onnx_runtime(settings):
+    assert (settings.EMBEDDING_RUNTIME, settings.EMBEDDING_QUANTIZE) == ("onnx", "int8")
+    assert (embedder().runtime, embedder().quantize) == ("onnx", "int8")
+    assert embedder().check.mean_cosine >= 0.99
     # Its threads sleep between queries rather than spin on the database's cores.
     options = embedder().session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
-def test_a_query_runs_in_onnx_runtime_with_pytorchs_vector_and_the_export_is_made_once(
-    settings, tmp_path, monkeypatch
+def test_unquantised_onnx_gives_pytorchs_vectors_in_the_texts_order(settings, onnx_dir):
+    """GIVEN texts of mixed lengths, run in batches of 2 sorted by length WHEN the model runs
+    in ONNX Runtime unquantised THEN each row is the vector PyTorch gives its text, alone or
+    in a batch."""
+    onnx = _local(settings, quantize="none", onnx_dir=onnx_dir)
+    torch = _local(settings, runtime="torch")
+    reference = torch.embed(TEXTS)
+
+    assert (onnx.runtime, onnx.quantize) == ("onnx", "none")
+    assert (torch.runtime, torch.quantize, torch.session) == ("torch", "none", None)
+    assert np.allclose(onnx.embed(TEXTS), reference, atol=1e-5)
+    assert np.allclose(onnx.embed(TEXTS[3:4]), reference[3:4], atol=1e-5)
+
+
+def test_int8_vectors_stay_within_a_cosine_of_pytorchs(settings, onnx_dir):
+    int8 = _local(settings, onnx_dir=onnx_dir)
+    cosines = (int8.embed(TEXTS) * _local(settings, runtime="torch").embed(TEXTS)).sum(axis=1)
+
+    assert (int8.runtime, int8.quantize) == ("onnx", "int8")
+    assert cosines.mean() >= 0.99 and cosines.min() >= 0.97
+    assert int8.check.mean_cosine >= 0.99 and int8.check.min_cosine <= int8.check.mean_cosine
+    assert "quantised int8" in int8.describe()
+
+
+def test_the_variants_are_made_and_checked_once_per_machine(settings, onnx_dir, monkeypatch):
+    """GIVEN the int8 variant made and checked by one embedder WHEN another loads THEN it reads
+    the same files: nothing is exported, quantised or checked again (a check rewrites its
+    record)."""
+    _local(settings, onnx_dir=onnx_dir)
+    made = {path.name: path.stat().st_mtime_ns for path in onnx_dir.iterdir()}
+
+    def refused(*args, **kwargs):
+        raise AssertionError("made again")
+
+    monkeypatch.setattr(onnx, "_export", refused)
+    monkeypatch.setattr(onnx, "_quantize", refused)
+    again = _local(settings, onnx_dir=onnx_dir)
+
+    assert again.quantize == "int8"
+    assert {path.name: path.stat().st_mtime_ns for path in onnx_dir.iterdir()} == made
+    assert {name.rsplit("-", 1)[-1] for name in made} >= {"int8.onnx", "int8.check.json"}
+
+
+def test_the_torch_runtime_makes_no_onnx_file(settings, tmp_path):
+    local = _local(settings, runtime="torch", onnx_dir=tmp_path)
+
+    assert (local.runtime, local.quantize) == ("torch", "none")
+    assert not list(tmp_path.iterdir())
+
+
+def test_int8_vectors_too_far_from_pytorchs_fall_back_to_unquantised(
+    settings, onnx_dir, monkeypatch, caplog
 ):
-    """GIVEN one text at a time WHEN the model runs in ONNX Runtime THEN each vector is the one
-    PyTorch gives in a batch; a second embedder reads the same file."""
-    texts = ["Short.", "A much longer sentence, padded against the short one.", "GDP fell."]
-    onnx = _local(settings, onnx_dir=tmp_path)
-    assert not list(tmp_path.glob("*.onnx"))  # made for the first single text, not before
-    torch = _local(settings)
-    batch = torch.embed(texts)
-    # A single text must take the ONNX path: PyTorch is not there to answer it.
-    monkeypatch.setattr(onnx.transformer, "encode", None)
+    """GIVEN a CPU on which the int8 variant's vectors stray (played by a bar it cannot meet)
+    WHEN the embedder loads THEN it runs unquantised, and says why."""
+    monkeypatch.setitem(onnx.MIN_MEAN_COSINE, "int8", 1.01)
 
-    assert (onnx.runtime, torch.runtime) == ("onnx", "torch")
-    exported = list(tmp_path.glob("*.onnx"))
-    assert np.allclose([onnx.embed([text])[0] for text in texts], batch, atol=1e-5)
-    assert len(exported) == 1
-    modified = exported[0].stat().st_mtime_ns
-    assert _local(settings, onnx_dir=tmp_path).runtime == "onnx"
-    assert list(tmp_path.glob("*.onnx")) == exported
-    assert exported[0].stat().st_mtime_ns == modified
+    local = _local(settings, onnx_dir=onnx_dir)
+
+    assert (local.runtime, local.quantize) == ("onnx", "none")
+    assert "the int8 ONNX variant is not used: its vectors are at a mean cosine" in caplog.text
+    reference = _local(settings, runtime="torch").embed(TEXTS)
+    assert np.allclose(local.embed(TEXTS), reference, atol=1e-5)
 
 
-def test_batches_run_in_pytorch(settings, tmp_path, monkeypatch):
-    onnx = _local(settings, onnx_dir=tmp_path)
+def test_a_quantiser_failure_falls_back_to_unquantised(settings, tmp_path, monkeypatch, caplog):
+    def unsupported(source, target):
+        raise RuntimeError("no int8 kernel for this operator")
 
-    def refused(texts):
-        raise AssertionError("a batch went to ONNX Runtime")
+    monkeypatch.setattr(onnx, "_quantize", unsupported)
 
-    monkeypatch.setattr(onnx, "_onnx_embed", refused)
+    local = _local(settings, onnx_dir=tmp_path)
 
-    assert onnx.runtime == "onnx"
-    assert onnx.embed(["one", "two"]).shape == (2, 384)
+    assert (local.runtime, local.quantize) == ("onnx", "none")
+    assert "the int8 ONNX variant could not be made" in caplog.text
+    assert "no int8 kernel" in caplog.text
 
 
 def test_a_model_that_cannot_be_exported_is_run_by_pytorch(settings, tmp_path, caplog):
@@ -80,9 +145,36 @@ def test_a_model_that_cannot_be_exported_is_run_by_pytorch(settings, tmp_path, c
 
     local = _local(settings, onnx_dir=blocked / "models")
 
-    assert local.runtime == "torch"
+    assert (local.runtime, local.quantize) == ("torch", "none")
     assert local.embed(["Still embedded."]).shape == (1, 384)
     assert "not in ONNX Runtime; PyTorch embeds" in caplog.text
+
+
+def test_a_model_pooling_otherwise_is_run_by_pytorch(settings, tmp_path, caplog):
+    """GIVEN a model that pools by its first token, which the ONNX path does not reproduce
+    WHEN it loads with the onnx runtime THEN PyTorch embeds, with a warning, and no file is
+    made."""
+    model = tmp_path / "cls-model"
+    for item in settings.EMBEDDING_MODEL_PATH.rglob("*"):
+        if item.is_file():
+            (model / item.relative_to(settings.EMBEDDING_MODEL_PATH)).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+            (model / item.relative_to(settings.EMBEDDING_MODEL_PATH)).symlink_to(item)
+    pooling = model / "1_Pooling" / "config.json"
+    config = json.loads(pooling.read_text()) | {
+        "pooling_mode_cls_token": True,
+        "pooling_mode_mean_tokens": False,
+    }
+    pooling.unlink()
+    pooling.write_text(json.dumps(config))
+
+    local = _local(settings, onnx_dir=tmp_path / "models", path=model)
+
+    assert (local.runtime, local.quantize) == ("torch", "none")
+    assert "its pooling is not the mean of its token vectors" in caplog.text
+    assert not (tmp_path / "models").exists()
+    assert local.embed(["Still embedded."]).shape == (1, 384)
 
 
 def test_openai_endpoint_is_batched_ordered_by_index_and_normalised(openai_endpoint):

@@ -11,10 +11,10 @@ from django.db import connection
 from django.utils import timezone
 
 from documents.embedding import EmbeddingUnavailable, embedder
-from documents.models import Collection, Document
+from documents.models import Collection, Document, DocumentVersion
 from documents.services import ingestion
 from documents.services.ingestion import documents_ingest
-from documents.services.queue import documents_requeue_stalled
+from documents.services.queue import documents_reprocess, documents_requeue_stalled
 from documents.services.uploads import document_create
 from tests.documents.factories import CollectionFactory
 from tests.documents.files import good_files
@@ -60,6 +60,7 @@ class CountingEmbedder:
     def __init__(self):
         self.real = embedder()
         self.model, self.dimensions = self.real.model, self.real.dimensions
+        self.runtime, self.quantize = self.real.runtime, self.real.quantize
         self.texts = []
 
     def embed(self, texts):
@@ -89,6 +90,33 @@ def test_a_new_version_embeds_only_the_passages_that_changed(monkeypatch):
     for text, vector in document.chunks.values_list("text", "vector__embedding"):
         if text in before:
             assert np.allclose(vector, before[text])
+
+
+def test_a_document_embedded_with_another_quantisation_is_embedded_anew_whole(monkeypatch):
+    """GIVEN a document whose passages were embedded unquantised by PyTorch WHEN it is
+    processed again (reembed) with int8 configured THEN every passage is embedded again, none
+    reused, and the version records what embedded it."""
+    counting = CountingEmbedder()
+    monkeypatch.setattr(ingestion, "embedder", lambda: counting)
+    collection = CollectionFactory(chunking="recursive", chunk_tokens=30, chunk_overlap=0)
+    text = "\n\n".join(f"Paragraph {n} explains rule number {n} of the handbook." for n in range(6))
+    document = _upload(collection, text, name="rules.txt")
+    documents_ingest(document_ids=[document.pk])
+    document.refresh_from_db()
+    version = document.indexed_version
+    assert (version.embedding_runtime, version.embedding_quantize) == ("onnx", "int8")
+    passages = len(counting.texts)
+    DocumentVersion.objects.filter(pk=version.pk).update(
+        embedding_runtime="torch", embedding_quantize="none"
+    )
+    counting.texts.clear()
+
+    documents_reprocess(documents=Document.objects.filter(pk=document.pk))
+    documents_ingest(document_ids=[document.pk])
+
+    version.refresh_from_db()
+    assert passages > 1 and len(counting.texts) == passages
+    assert (version.embedding_runtime, version.embedding_quantize) == ("onnx", "int8")
 
 
 def test_transient_errors_are_retried_then_the_document_fails_after_the_last_try(

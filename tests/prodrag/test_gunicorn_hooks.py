@@ -41,7 +41,8 @@ def test_a_web_process_keeps_its_heartbeat_while_the_model_loads(monkeypatch, ca
         hooks["post_worker_init"](worker)
 
     assert worker.heartbeats >= 3
-    assert f"embedding model {loaded.model} ready in" in caplog.text
+    assert "embedding model ready in" in caplog.text
+    assert f"{loaded.model} runs in ONNX Runtime, quantised int8" in caplog.text
 
 
 def test_a_model_that_fails_to_load_is_logged_and_the_process_starts(monkeypatch, caplog):

@@ -3,15 +3,15 @@ from django.core.management.base import CommandError
 
 from accounts.management.audited import AuditedCommand
 from documents.models import Collection
-from documents.selectors import documents_embedded_otherwise
+from documents.selectors import documents_embedding_stale
 from documents.services.index import embedding_index_ensure
 from documents.services.queue import documents_reprocess
 
 
 class Command(AuditedCommand):
     help = (
-        "Re-embed, with the configured embedding model, a collection's documents whose passages "
-        "were embedded by another model."
+        "Re-embed, with the configured embedding model and quantisation, a collection's "
+        "documents whose passages were embedded by another model or quantisation."
     )
 
     def add_arguments(self, parser):
@@ -25,7 +25,7 @@ class Command(AuditedCommand):
         if embedding_index_ensure(model_name=model, dimensions=dimensions):
             self.stdout.write(f"Built the HNSW index for {model} ({dimensions} dimensions).")
         count = documents_reprocess(
-            documents=documents_embedded_otherwise(collection=found),
+            documents=documents_embedding_stale(collection=found),
             queue=settings.MAINTENANCE_QUEUE,
         )
         self.stdout.write(f"{count} document(s) of {collection!r} queued for re-embedding.")
