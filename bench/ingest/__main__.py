@@ -8,13 +8,15 @@ starts it: PRODRAG_WORKER_CONCURRENCY processes, by default one per CPU, sharing
 torch threads; tasks queued one by one while the upload goes on, as import_beir does), and times
 from the first upload to the last document ready. Then, with the worker stopped, it encodes
 exactly the texts the worker embedded with SentenceTransformer.encode (same model, same batch
-size) and prints both rates, their ratio, and the worker's peak memory (resident set of the
-worker and its children, sampled every 0.2 s).
+size, torch's default threads) and prints both rates, their ratio, how close the stored
+vectors are to PyTorch's (cosine), the worker's peak memory (resident set of the worker and
+its children, sampled every 0.2 s) and where the worker's time went (stage seconds).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,6 +33,7 @@ import django  # noqa: E402
 
 django.setup()
 
+import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402
@@ -38,7 +41,8 @@ from django.core.management import call_command  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from documents.embedding import embedder  # noqa: E402
-from documents.models import Chunk, Collection, Document  # noqa: E402
+from documents.embedding.onnx import cpu_features  # noqa: E402
+from documents.models import Chunk, Collection, Document, DocumentVersion  # noqa: E402
 from documents.services.loading import LoadReport, beir_corpus_load  # noqa: E402
 from documents.services.uploads import document_create  # noqa: E402
 
@@ -77,6 +81,7 @@ def main() -> None:
     peak.start()
     try:
         _warm_up(owner)
+        cpu = _CpuSeconds(worker=worker.pid)
         started = time.monotonic()
         report = LoadReport(queue=True)
         beir_corpus_load(collection=collection, owner=owner, corpus=corpus, report=report)
@@ -85,29 +90,41 @@ def main() -> None:
         documents = Document.objects.filter(collection=collection)
         _wait(documents)
         elapsed = time.monotonic() - started
+        used = cpu.since()
     finally:
         worker.terminate()
         worker.wait()
         peak.stop()
 
-    chunks = Chunk.objects.filter(document__collection=collection)
+    chunks = Chunk.objects.filter(document__collection=collection).order_by("document", "ordinal")
     count, failed = chunks.count(), documents.filter(status="failed").count()
     titles = dict(documents.values_list("pk", "title"))
     texts = [
         "\n".join(part for part in (titles[doc], " > ".join(path), text) if part)
-        for doc, path, text in chunks.order_by("document", "ordinal").values_list(
-            "document_id", "heading_path", "text"
-        )
+        for doc, path, text in chunks.values_list("document_id", "heading_path", "text")
     ]
+    stored = np.array(list(chunks.values_list("vector__embedding", flat=True)), dtype=np.float32)
     model = embedder().transformer
     encode_started = time.monotonic()
-    model.encode(texts, batch_size=settings.EMBEDDING_BATCH_SIZE, normalize_embeddings=True)
+    reference = model.encode(
+        texts, batch_size=settings.EMBEDDING_BATCH_SIZE, normalize_embeddings=True
+    )
     encode = time.monotonic() - encode_started
+    cosines = (stored * reference).sum(axis=1)
 
     n = len(report.document_ids)
+    processes = settings.CELERY_WORKER_CONCURRENCY
+    made_by = sorted(
+        set(
+            DocumentVersion.objects.filter(document__collection=collection).values_list(
+                "embedding_runtime", "embedding_quantize"
+            )
+        )
+    )
     print(
-        f"documents: {n} ({failed} failed), chunks: {count}; worker processes: "
-        f"{settings.CELERY_WORKER_CONCURRENCY}; raw encode torch threads: {_threads()}"
+        f"documents: {n} ({failed} failed), chunks: {count}; worker processes: {processes}, "
+        f"embedded by (runtime, quantize): {made_by}; CPU: {cpu_features()}; raw encode torch "
+        f"threads: {_threads()}"
     )
     print(f"upload (import_beir service): {uploaded:.1f} s")
     print(
@@ -115,11 +132,32 @@ def main() -> None:
         f"{count / elapsed:.1f} chunks/s"
     )
     print(
-        f"raw SentenceTransformer.encode of the same {count} texts: {encode:.1f} s = "
-        f"{count / encode:.1f} chunks/s"
+        f"raw SentenceTransformer.encode of the same {count} texts (batch "
+        f"{settings.EMBEDDING_BATCH_SIZE}): {encode:.1f} s = {count / encode:.1f} chunks/s"
     )
     print(f"end to end / raw encode throughput: {encode / elapsed:.2f}")
+    print(
+        f"stored vectors against PyTorch's: mean cosine {cosines.mean():.4f}, "
+        f"minimum {cosines.min():.4f}"
+    )
     print(f"worker peak memory (RSS, worker + children): {peak.peak / 2**20:.0f} MiB")
+    _profile(documents, busy=elapsed * processes)
+    available = elapsed * (os.cpu_count() or 1)
+    shares = (f"{name} {value:.0f} s ({value / available:.0%})" for name, value in used.items())
+    print(f"CPU time over {available:.0f} CPU-seconds: " + ", ".join(shares))
+
+
+def _profile(documents, *, busy: float) -> None:
+    """Where the worker processes' time went: each document's stage seconds (a stage run for
+    a task's documents together is shared among them by passages), summed, against the
+    processes' time in all; the rest is queueing, claiming and status updates."""
+    totals: dict[str, float] = {}
+    for seconds in documents.values_list("stage_seconds", flat=True):
+        for stage, value in seconds.items():
+            totals[stage] = totals.get(stage, 0) + value
+    totals["other"] = busy - sum(totals.values())
+    shares = (f"{stage} {value:.0f} s ({value / busy:.0%})" for stage, value in totals.items())
+    print(f"profile over {busy:.0f} process-seconds: " + ", ".join(shares))
 
 
 def _wait(documents) -> None:
@@ -145,6 +183,38 @@ def _threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+class _CpuSeconds:
+    """CPU time (user and system) since creation of the worker (its processes), the database
+    server (the postmaster, its live backends and those it has reaped) and this process,
+    which uploads."""
+
+    def __init__(self, *, worker: int) -> None:
+        postmaster = int((Path(settings.PGDATA) / "postmaster.pid").read_text().split()[0])
+        self.processes = {
+            "worker": psutil.Process(worker),
+            "database": psutil.Process(postmaster),
+            "upload": psutil.Process(),
+        }
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        totals = {}
+        for name, process in self.processes.items():
+            total = 0.0
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+                    if member is process:
+                        total += times.children_user + times.children_system
+            totals[name] = total
+        return totals
+
+    def since(self) -> dict[str, float]:
+        now = self._now()
+        return {name: now[name] - self.start[name] for name in now}
 
 
 class _PeakMemory(threading.Thread):

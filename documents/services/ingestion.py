@@ -100,8 +100,7 @@ def _documents_run(claimed: list[_Work]) -> None:
         status_set([item.document for item in active], Document.Status.EMBEDDING)
         started = time.monotonic()
         _embed(active)
-        for item in active:
-            item.seconds["embed"] = round(time.monotonic() - started, 3)
+        _seconds_share(active, "embed", time.monotonic() - started)
         active = [item for item in active if not item.error]
         _store(active)
     except TRANSIENT_ERRORS as exc:
@@ -135,6 +134,15 @@ def _stage(work: list[_Work], status: str, step) -> list[_Work]:
             item.error = f"Internal error while {status}: {exc!r}"[:2000]
         item.seconds[_STAGE_NAMES[status]] = round(time.monotonic() - started, 3)
     return [item for item in work if not item.error]
+
+
+def _seconds_share(work: list[_Work], stage: str, seconds: float) -> None:
+    """Share a stage that ran for all documents together (embedding, storing) among them by
+    their passages, so that each document's stage seconds are its own and add up across
+    documents."""
+    passages = sum(len(item.drafts) for item in work) or 1
+    for item in work:
+        item.seconds[stage] = round(seconds * len(item.drafts) / passages, 4)
 
 
 @functools.cache
@@ -320,10 +328,10 @@ def _store(work: list[_Work]) -> None:
                 "embedding_quantize",
             ],
         )
-        store_seconds = round(time.monotonic() - started, 3)
+        _seconds_share(work, "store", time.monotonic() - started)
         for item in work:
             document = item.document
-            document.stage_seconds = item.seconds | {"store": store_seconds}
+            document.stage_seconds = item.seconds
             transaction.on_commit(
                 functools.partial(
                     _ready_report,

@@ -119,6 +119,27 @@ def test_a_document_embedded_with_another_quantisation_is_embedded_anew_whole(mo
     assert (version.embedding_runtime, version.embedding_quantize) == ("onnx", "int8")
 
 
+def test_documents_embedded_together_share_the_embedding_time_by_passages():
+    """GIVEN a one-passage and a many-passage document in one run WHEN they are embedded
+    together THEN each document's embed seconds are its passages' share of the run's, so that
+    they add up across documents."""
+    collection = CollectionFactory(chunking="recursive", chunk_tokens=30, chunk_overlap=0)
+    short = _upload(collection, "One short rule.", name="short.txt")
+    text = "\n\n".join(f"Paragraph {n} explains rule number {n} of the handbook." for n in range(6))
+    long = _upload(collection, text, name="long.txt")
+
+    documents_ingest(document_ids=[short.pk, long.pk])
+
+    short.refresh_from_db()
+    long.refresh_from_db()
+    passages = long.chunks.count()
+    assert short.chunks.count() == 1 and passages > 1
+    for stage in ("embed", "store"):
+        shares = short.stage_seconds[stage], long.stage_seconds[stage]
+        assert shares[0] > 0
+        assert shares[1] == pytest.approx(shares[0] * passages, rel=0.1), stage
+
+
 def test_transient_errors_are_retried_then_the_document_fails_after_the_last_try(
     monkeypatch, settings
 ):
