@@ -187,8 +187,8 @@ def _threads() -> int:
 
 class _CpuSeconds:
     """CPU time (user and system) since creation of the worker (its processes), the database
-    server (the postmaster, its live backends and those it has reaped) and this process,
-    which uploads."""
+    server (the postmaster, its live backends and those it has reaped) and this process
+    alone, which uploads (the worker is its child)."""
 
     def __init__(self, *, worker: int) -> None:
         postmaster = int((Path(settings.PGDATA) / "postmaster.pid").read_text().split()[0])
@@ -203,11 +203,12 @@ class _CpuSeconds:
         totals = {}
         for name, process in self.processes.items():
             total = 0.0
-            for member in [process, *process.children(recursive=True)]:
+            members = [process] if name == "upload" else [process, *process.children(True)]
+            for member in members:
                 with contextlib.suppress(psutil.Error):
                     times = member.cpu_times()
                     total += times.user + times.system
-                    if member is process:
+                    if member is process and name != "upload":
                         total += times.children_user + times.children_system
             totals[name] = total
         return totals

@@ -143,8 +143,9 @@ def mean_token_vectors(
     session, tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int
 ) -> np.ndarray:
     """The mean of each text's token vectors (not normalised), in the texts' order. The texts
-    run in batches of similar token length, each padded only to its own longest text: sorted
-    this way, 512 SciFact passages took a fifth less time than in their own order."""
+    run in batches of similar token length, each padded only to its own longest text (of 512
+    SciFact passages in batches of 64, 3% of the tokens run were padding against 7% in their
+    own order: bench.embedding)."""
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length)
     ids, types = encoded["input_ids"], encoded.get("token_type_ids")
     wanted = {entry.name for entry in session.get_inputs()}
