@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import platform
 import warnings
 from collections.abc import Callable, Sequence
@@ -199,9 +200,13 @@ def _check(transformer, session, record: Path) -> Check:
         mean_cosine=round(float(cosines.mean()), 5),
         min_cosine=round(float(cosines.min()), 5),
     )
-    partial = record.with_name(record.name + ".partial")
-    partial.write_text(json.dumps(asdict(check)))
-    partial.replace(record)
+    # Processes starting together may each measure; each writes its own file and renames it
+    # into place. A directory this process may not write to (a read-only image) costs only
+    # the measurement at each start.
+    with contextlib.suppress(OSError):
+        partial = record.with_name(f"{record.name}.{os.getpid()}.partial")
+        partial.write_text(json.dumps(asdict(check)))
+        partial.replace(record)
     return check
 
 

@@ -2,6 +2,7 @@
 small HTTP server in this process."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,28 @@ def test_the_variants_are_made_and_checked_once_per_machine(settings, onnx_dir, 
     assert again.quantize == "int8"
     assert {path.name: path.stat().st_mtime_ns for path in onnx_dir.iterdir()} == made
     assert {name.rsplit("-", 1)[-1] for name in made} >= {"int8.onnx", "int8.check.json"}
+
+
+def test_a_check_that_cannot_be_recorded_still_lets_the_variant_serve(
+    settings, onnx_dir, monkeypatch
+):
+    """GIVEN the int8 variant checked on another CPU, in a directory this process cannot write
+    to (a read-only image) WHEN the embedder loads THEN it checks the variant again on this CPU
+    and serves it."""
+    _local(settings, onnx_dir=onnx_dir)
+    record = next(onnx_dir.glob("*-int8.check.json"))
+    record.write_text(json.dumps(json.loads(record.read_text()) | {"cpu": "another CPU"}))
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    local = _local(settings, onnx_dir=onnx_dir)
+    monkeypatch.undo()
+
+    assert local.quantize == "int8"
+    assert local.check.cpu == onnx.cpu_features() != "another CPU"
+    assert json.loads(record.read_text())["cpu"] == "another CPU"
 
 
 def test_the_torch_runtime_makes_no_onnx_file(settings, tmp_path):
