@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from accounts.models import User
 from accounts.selectors import user_principals
 from core.metrics import QUALITY_REGRESSIONS
+from documents.embedding import embedder
 from documents.models import Collection, Document
 from documents.samples import SAMPLE_COLLECTION, SAMPLE_EVALUATION_SET, SAMPLE_QUESTIONS
 from retrieval.evaluation import Evaluation, EvaluationError, beir_queries_read, judgements_evaluate
@@ -51,10 +52,10 @@ def code_version() -> str:
 
 
 def embedding_runtime() -> str:
-    """What made the query vectors: an endpoint, or the local model's runtime setting."""
-    if settings.EMBEDDING_PROVIDER != "local":
-        return settings.EMBEDDING_PROVIDER
-    return settings.EMBEDDING_RUNTIME
+    """What made the query vectors, after any fallback: `endpoint`, `torch`, `onnx`, or
+    `onnx int8` for the quantised model (whose answers differ a little: docs/benchmarks.md)."""
+    provider = embedder()
+    return " ".join(part for part in (provider.runtime, provider.quantize) if part != "none")
 
 
 def evaluation_set_register(
