@@ -52,7 +52,9 @@ def test_sigterm_lets_the_request_in_flight_finish(handbook, openai_endpoint, tm
             assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
             time.sleep(0.2)
         # The process loaded the model before it took its first request.
-        assert "embedding model all-MiniLM-L6-v2 ready" in (tmp_path / "web.log").read_text()
+        log = (tmp_path / "web.log").read_text()
+        assert "embedding model ready in" in log
+        assert "all-MiniLM-L6-v2 runs in ONNX Runtime, quantised int8" in log
 
         answers = []
         asking = threading.Thread(
