@@ -14,6 +14,7 @@ from django.utils import timezone
 from accounts.models import ApiToken, AuditEvent, User
 from accounts.pii import pii_mask
 from accounts.selectors import TOKEN_MARK, token_digest
+from core.clients import client_address
 
 
 def admin_bootstrap(*, username: str) -> str | None:
@@ -133,7 +134,7 @@ def audit_record(
     if request is not None:
         auth = getattr(request, "auth", None)
         token_prefix = auth.prefix if isinstance(auth, ApiToken) else ""
-        client_ip = request.META.get("REMOTE_ADDR") or None
+        client_ip = client_address(request)
         if actor is None and getattr(request.user, "is_authenticated", False):
             actor = request.user
     returned, cited = list(returned), list(cited)

@@ -13,6 +13,7 @@ setting names in lower case without the `PRODRAG_` prefix (`embedding_model = ".
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -76,6 +77,14 @@ def parse_list(raw: str | list[str]) -> list[str]:
     if isinstance(raw, list):
         return [str(item).strip() for item in raw if str(item).strip()]
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def parse_networks(raw: str | list[str]) -> list[str]:
+    """Addresses and CIDR networks, each checked (a bare address is a network of one)."""
+    networks = parse_list(raw)
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+    return networks
 
 
 def parse_float(raw: str | float) -> float:
@@ -169,6 +178,16 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Trust the `X-Forwarded-Proto` header of a TLS-terminating reverse proxy.",
         parse_bool,
+    ),
+    Setting(
+        "PRODRAG_TRUSTED_PROXIES",
+        [],
+        "Comma-separated addresses or networks (`10.0.0.0/8,127.0.0.1`) of the reverse proxies "
+        "in front of the app. Only a request from one of them has its `X-Forwarded-For` read "
+        "for the client's address (rate limits, audit trail), and only as far back as the "
+        "chain stays inside them; empty: the socket's address, the header ignored. Also "
+        "gunicorn's `forwarded_allow_ips`.",
+        parse_networks,
     ),
     Setting(
         "PRODRAG_SECURE_SSL_REDIRECT",

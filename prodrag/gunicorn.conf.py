@@ -11,6 +11,9 @@ workers = _config["PRODRAG_WEB_WORKERS"]
 worker_class = "gthread"
 threads = _config["PRODRAG_WEB_THREADS"]
 wsgi_app = "prodrag.wsgi:application"
+# X-Forwarded-Proto is believed only from the declared proxies (none: only from this machine,
+# gunicorn's default); the client's address is read the same way (core.clients).
+forwarded_allow_ips = ",".join(_config["PRODRAG_TRUSTED_PROXIES"]) or "127.0.0.1,::1"
 chdir = str(BASE_DIR)
 pidfile = str(BASE_DIR / "var" / "run" / "web.pid")
 accesslog = str(BASE_DIR / "var" / "log" / "web-access.log")

@@ -53,6 +53,8 @@ else:
         SECRET_KEY = lazy(development_secret_key, str)(VAR_DIR / "secret_key")
 
 CSRF_TRUSTED_ORIGINS = config["PRODRAG_CSRF_TRUSTED_ORIGINS"]
+# The reverse proxies whose X-Forwarded-For names the client (core.clients).
+TRUSTED_PROXIES = config["PRODRAG_TRUSTED_PROXIES"]
 if config["PRODRAG_BEHIND_TLS_PROXY"]:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

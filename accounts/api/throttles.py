@@ -15,11 +15,17 @@ from django.http import HttpResponse
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.models import ApiToken
+from accounts.signin import username_normalize
+from core.clients import client_address
 
 
 class _SharedRateThrottle(SimpleRateThrottle):
     cache = caches["shared"]
     setting = ""
+
+    def get_ident(self, request):
+        # Not DRF's: it believes any X-Forwarded-For unless NUM_PROXIES is set.
+        return client_address(request) or "unknown"
 
     def get_rate(self):
         # Read per request, not once at import: a changed setting applies at once.
@@ -59,7 +65,8 @@ class LoginUsernameThrottle(_SharedRateThrottle):
     scope, setting = "login-username", "LOGIN_RATE"
 
     def get_cache_key(self, request, view):
-        username = request.POST.get("username", "") if request.method == "POST" else ""
+        raw = request.POST.get("username", "") if request.method == "POST" else ""
+        username = username_normalize(raw)
         if not username:
             return None
         ident = hashlib.sha256(username.casefold().encode()).hexdigest()

@@ -61,6 +61,18 @@ def test_a_search_records_who_asked_what_and_each_passage_it_returned(people):
     assert event.details["k"] == 3 and event.details["mode"] == "hybrid"
 
 
+def test_the_recorded_client_address_is_the_one_the_rate_limits_use(people, settings):
+    """GIVEN a declared proxy WHEN a search comes through it THEN the audit records the client
+    it saw, and a header from an undeclared sender is not believed."""
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    client = api_client(people["member"])
+    client.post("/api/v1/search/", {"query": LEAVE}, format="json", HTTP_X_FORWARDED_FOR="1.2.3.4")
+    settings.TRUSTED_PROXIES = []
+    client.post("/api/v1/search/", {"query": LEAVE}, format="json", HTTP_X_FORWARDED_FOR="1.2.3.4")
+
+    assert [event.client_ip for event in events(A.SEARCH)] == ["1.2.3.4", "127.0.0.1"]
+
+
 def test_an_ask_records_the_sources_shown_and_the_ones_cited(people, llm_endpoint):
     FakeOpenAI.replies = ["27 days [1]. Write to hr@example.com or call +44 20 7946 0958."]
     leave = people["handbook"].documents.get(title="leave.md")

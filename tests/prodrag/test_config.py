@@ -258,3 +258,11 @@ def test_servers_refuse_to_start_with_settings_that_cannot_work(command):
     )
     assert result.returncode != 0
     assert "(documents.E002) PRODRAG_EMBEDDING_MODEL='models/nowhere'" in result.stderr
+
+
+def test_trusted_proxies_are_checked_networks():
+    assert Config({"PRODRAG_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1,fd00::/8"})[
+        "PRODRAG_TRUSTED_PROXIES"
+    ] == ["10.0.0.0/8", "127.0.0.1", "fd00::/8"]
+    with pytest.raises(ImproperlyConfigured, match="PRODRAG_TRUSTED_PROXIES"):
+        Config({"PRODRAG_TRUSTED_PROXIES": "10.0.0.0/8,proxy.internal"})["PRODRAG_TRUSTED_PROXIES"]
