@@ -8,7 +8,6 @@ tables, so group membership changes take effect on the next query with no ACL re
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -25,6 +24,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiToken, AuditEvent, User
+from core.spreadsheets import SpreadsheetWriter
 
 ALL_STAFF = 0
 
@@ -132,7 +132,10 @@ def audit_readable(*, viewer: User, refs: set[tuple[str, int]]) -> set[tuple[str
 
 
 def _audit_refs(event) -> set[tuple[str, int]]:
-    refs = {("document", pk) for pk in (*event.returned_documents, *event.cited_documents)}
+    # An ask's query rewritten from earlier answers names their documents in `derived_from`.
+    derived = event.details.get("derived_from", []) if isinstance(event.details, dict) else []
+    documents = (*event.returned_documents, *event.cited_documents, *derived)
+    refs = {("document", pk) for pk in documents if isinstance(pk, int)}
     if event.target_type in ("document", "collection") and event.target_id is not None:
         refs.add((event.target_type, event.target_id))
     return refs
@@ -162,19 +165,11 @@ def audit_redact(*, viewer: User, events: Iterable) -> None:
         event.returned_chunks, event.cited_chunks = [], []
 
 
-# A cell that starts with one of these is a formula to a spreadsheet (=HYPERLINK(...) runs when
-# the export is opened): such a cell is written with a leading apostrophe, which shows it as
-# text (OWASP's advice for CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _csv_cell(value) -> object:
     if isinstance(value, list | dict):
-        value = json.dumps(value, cls=DjangoJSONEncoder)
-    elif isinstance(value, datetime):
+        return json.dumps(value, cls=DjangoJSONEncoder)
+    if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
     return value
 
 
@@ -182,13 +177,13 @@ def audit_write(
     *, events: QuerySet[AuditEvent], fmt: str, out: TextIO, viewer: User | None = None
 ) -> int:
     """Write these audit events to `out`, oldest first, as CSV (lists and details as JSON text
-    in their cells; no cell a spreadsheet would run as a formula) or as one JSON array,
+    in their cells; core.spreadsheets escapes formulas) or as one JSON array,
     streaming rows from the database. With a `viewer`, what they may not read is withheld
     (audit_redact). Returns how many."""
     if fmt not in ("csv", "json"):
         raise ValueError(f"Unknown export format {fmt!r}; csv or json.")
     rows = events.order_by("at", "id").values(*AUDIT_COLUMNS).iterator(chunk_size=2000)
-    writer = csv.writer(out) if fmt == "csv" else None
+    writer = SpreadsheetWriter(out) if fmt == "csv" else None
     if writer is not None:
         writer.writerow(AUDIT_COLUMNS)
     else:

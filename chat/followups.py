@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from core.llm import LLMUnavailable, llm_complete, llm_configured
 
@@ -26,24 +27,40 @@ _CONTENT_WORD = re.compile(r"\b\w{4,}\b")
 HISTORY_TURNS = 6
 
 
-def question_standalone(
-    question: str, *, history: Sequence[tuple[str, str]], previous_query: str | None
-) -> str:
-    """`history`: (role, text) of the earlier messages, oldest first; `previous_query`: the
-    standalone form of the previous question. With an LLM, it rewrites the question; without
-    one (or if it fails), a question that refers back is joined to the previous query, so
-    that its words take part in the search."""
-    if not history:
-        return question
+@dataclass(frozen=True)
+class Standalone:
+    """A question's standalone query, and the documents whose text it may carry: those of the
+    earlier answers it was rewritten from (for the model, the answers shown to it; without one,
+    whatever the previous query carried). The query is withheld with them
+    (chat.selectors.answers_withhold)."""
+
+    query: str
+    derived_from: list[int] = field(default_factory=list)
+
+
+def question_standalone(question: str, *, earlier: Sequence) -> Standalone:
+    """`earlier`: the conversation's messages as the user may see them now (answers_withhold:
+    a withheld answer's text is a notice, a withheld query is empty), oldest first. With an
+    LLM, it rewrites the question from the last turns; without one (or if it fails), a
+    question that refers back is joined to the previous question's query, so that its words
+    take part in the search."""
+    if not earlier:
+        return Standalone(question)
     if llm_configured():
-        turns = [{"role": role, "content": text} for role, text in history[-HISTORY_TURNS:]]
+        shown = list(earlier)[-HISTORY_TURNS:]
+        turns = [{"role": m.role, "content": m.text} for m in shown]
         turns.append({"role": "user", "content": question})
         try:
             rewritten = llm_complete(system=_SYSTEM, user=turns, max_tokens=200).strip()
         except LLMUnavailable:
             rewritten = ""
         if rewritten:
-            return rewritten
-    if previous_query and (_REFERRING.search(question) or len(_CONTENT_WORD.findall(question)) < 3):
-        return f"{previous_query} {question}"
-    return question
+            return Standalone(rewritten, sorted({pk for m in shown for pk in m.documents}))
+    previous = next((m for m in reversed(earlier) if m.role == "user"), None)
+    if previous is None or not (
+        _REFERRING.search(question) or len(_CONTENT_WORD.findall(question)) < 3
+    ):
+        return Standalone(question)
+    if not previous.query:  # withheld: the previous question's own words stand in
+        return Standalone(f"{previous.text} {question}")
+    return Standalone(f"{previous.query} {question}", list(previous.derived_from))

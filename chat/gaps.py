@@ -50,7 +50,9 @@ def gaps_grouped(user, *, since: dt.date) -> list[Gap]:
     if not found:
         return []
     found.reverse()  # oldest first: a group's example settles early
-    vectors = embedder().embed([question.query or question.text for question, _, _ in found])
+    # The asker's own words: a rewritten query may carry an earlier answer's text, from
+    # documents outside what the viewer reads.
+    vectors = embedder().embed([question.text for question, _, _ in found])
     groups: list[list[int]] = []
     sums: list[np.ndarray] = []
     for index, vector in enumerate(vectors):

@@ -31,7 +31,8 @@ class Conversation(models.Model):
 class Message(models.Model):
     """A question (role user) or an answer (role assistant) in a conversation.
 
-    A question keeps the standalone query it was rewritten into and its collection scope. An
+    A question keeps the standalone query it was rewritten into, its collection scope and its
+    reach (the collections it could draw on when asked, which decide who may see it later). An
     answer keeps everything needed to audit or evaluate it later: the numbered sources it was
     given (chunk ids, document, version, title, pages, section), which of them it cites, how
     many citations and links were removed as invalid, how it was made, the model and the
@@ -58,6 +59,23 @@ class Message(models.Model):
     query = models.TextField(blank=True, help_text="The standalone query retrieval ran.")
     scope = ArrayField(
         models.BigIntegerField(), default=list, blank=True, help_text="Collection ids; empty: all."
+    )
+    # A question's: the collections it could draw on when it was asked (its scope, or, asked in
+    # all, those its asker could read in then); None: not known, which only unrestricted
+    # viewers see past (chat.selectors.answers_countable_by).
+    reach = ArrayField(
+        models.BigIntegerField(),
+        null=True,
+        blank=True,
+        help_text="Collection ids the question could draw on when it was asked.",
+    )
+    # A question's: the documents whose text its query may carry, those of the earlier answers
+    # it was rewritten from (chat.followups); its query is withheld with them.
+    derived_from = ArrayField(
+        models.BigIntegerField(),
+        default=list,
+        blank=True,
+        help_text="Documents of the earlier answers its query was rewritten from.",
     )
     mode = models.CharField(max_length=16, choices=Mode.choices, blank=True)
     sources = models.JSONField(default=list, blank=True)

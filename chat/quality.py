@@ -4,10 +4,8 @@ do not answer (chat.gaps) and the state of ingestion.
 
 Every number and every question is limited to what the viewer may see:
 - an answer (and its feedback, and its question) counts only when the viewer may read every
-  document it drew on (documents.authority, as answers_withhold) and every collection its
-  question came from: the collections it was asked in, or, asked in all, those its asker
-  could read; a collection counts for a viewer who may read in it (managers read in the
-  collections they manage);
+  document it drew on and read in every collection its question could draw on when it was
+  asked: chat.selectors.answers_countable_by, the feedback admin's rule too;
 - evaluation runs: those of sets over collections the viewer may read in or manage;
 - ingestion: the documents the viewer may read.
 Superusers see everything.
@@ -17,17 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.models import User
-from accounts.selectors import user_principals
 from chat.models import Feedback, Message
+from chat.selectors import answers_countable_by, feedback_visible_to
 from documents.models import Collection, Document
-from documents.selectors import documents_readable_among
 from retrieval.evaluation_runs import evaluation_runs_visible_to
 
 WEEKS = 12
@@ -58,48 +54,6 @@ def weeks_ending(now: dt.datetime, weeks: int) -> list[dt.date]:
 def _week(moment: dt.datetime) -> dt.date:
     day = timezone.localtime(moment).date()
     return day - dt.timedelta(days=day.weekday())
-
-
-class Viewer:
-    """What one viewer may see of answers: the collections they may read in (a manager reads
-    every document of the collections they manage, so those are among them), and (asked per
-    batch) which documents they may read."""
-
-    def __init__(self, user) -> None:
-        self.user = user
-        self.unrestricted = user_principals(user=user).unrestricted
-        if not self.unrestricted:
-            visible = Collection.objects.visible_to(user)
-            self.collections = set(visible.values_list("pk", flat=True))
-        self._askers: dict[int, set[int]] = {}
-
-    def answers(self, answers: Iterable[Message]) -> list[Message]:
-        """The answers this viewer may count (see the module docstring). Each answer needs
-        `question` and `conversation` loaded."""
-        answers = list(answers)
-        if self.unrestricted:
-            return answers
-        readable = documents_readable_among(self.user, {pk for a in answers for pk in a.documents})
-        return [
-            answer
-            for answer in answers
-            if set(answer.documents) <= readable
-            and self.question_collections(answer.question) <= self.collections
-        ]
-
-    def question_collections(self, question: Message | None) -> set[int]:
-        """The collections a question came from: those it was asked in, else those its asker
-        may read in now (one query per asker, the first time)."""
-        if question is None:
-            return set()
-        if question.scope:
-            return set(question.scope)
-        owner = question.conversation.owner_id
-        if owner not in self._askers:
-            asker = User.objects.filter(pk=owner).first()
-            readable = Collection.objects.visible_to(asker) if asker else Collection.objects.none()
-            self._askers[owner] = set(readable.values_list("pk", flat=True))
-        return self._askers[owner]
 
 
 def runs_by_set(user) -> dict[str, dict[str, list]]:
@@ -188,10 +142,8 @@ def feedback_by_collection(user, *, since: dt.date) -> Table:
 
 def answers_weekly(user, *, weeks: list[dt.date]) -> Table:
     """Answers per week by how they were made, those the viewer may count."""
-    answers = Message.objects.filter(
-        role=Message.Role.ASSISTANT, created_at__date__gte=weeks[0]
-    ).select_related("question__conversation", "conversation")
-    counts = Counter((_week(a.created_at), a.mode) for a in Viewer(user).answers(answers))
+    answers = answers_countable_by(user).filter(created_at__date__gte=weeks[0])
+    counts = Counter((_week(at), mode) for at, mode in answers.values_list("created_at", "mode"))
     kinds = [Message.Mode.GENERATED, Message.Mode.EXTRACTIVE, Message.Mode.NOT_COVERED]
     return Table(
         "Answers per week",
@@ -225,13 +177,9 @@ def ingestion_summary(user) -> tuple[Table, Table]:
 
 def _feedback_visible(user, *, since: dt.date) -> list[Feedback]:
     """Ratings given since `since` on answers the viewer may count."""
-    feedback = list(
-        Feedback.objects.filter(created_at__date__gte=since).select_related(
-            "message__question__conversation", "message__conversation"
-        )
+    return list(
+        feedback_visible_to(user).filter(created_at__date__gte=since).select_related("message")
     )
-    visible = {a.pk for a in Viewer(user).answers({f.message for f in feedback})}
-    return [f for f in feedback if f.message_id in visible]
 
 
 def _documents_of(collection: int, ids: set[int]) -> set[int]:
@@ -254,16 +202,15 @@ def collection_chosen(user, raw: str | None) -> Collection | None:
 
 def gap_questions(user, *, since: dt.date) -> list[tuple[Message, set[str], set[int]]]:
     """Questions since `since` that got a "not covered" answer or a not-helpful rating, which
-    the viewer may see (their answers count for them): (question, reasons, the collections it
-    came from). Newest first."""
-    answers = list(
+    the viewer may see (every answer they got counts for the viewer): (question, reasons, the
+    collections it could draw on). Newest first."""
+    gaps = (
         Message.objects.filter(role=Message.Role.ASSISTANT, question__created_at__date__gte=since)
         .filter(Q(mode=Message.Mode.NOT_COVERED) | Q(feedback__helpful=False))
         .distinct()
-        .select_related("question__conversation", "conversation")
     )
-    viewer = Viewer(user)
-    visible = {a.pk for a in viewer.answers(answers)}
+    answers = list(gaps.select_related("question"))
+    visible = set(answers_countable_by(user, gaps).values_list("pk", flat=True))
     rated = Feedback.objects.filter(message__in=answers, helpful=False)
     unhelpful = set(rated.values_list("message", flat=True))
     found: dict[int, tuple[Message, set[str], set[int]]] = {}
@@ -274,9 +221,7 @@ def gap_questions(user, *, since: dt.date) -> list[tuple[Message, set[str], set[
             # A question counts only if every answer it got may be counted by the viewer.
             hidden.add(question.pk)
             continue
-        _, reasons, _ = found.setdefault(
-            question.pk, (question, set(), viewer.question_collections(question))
-        )
+        _, reasons, _ = found.setdefault(question.pk, (question, set(), set(question.reach or ())))
         if answer.mode == Message.Mode.NOT_COVERED:
             reasons.add("not covered")
         if answer.pk in unhelpful:

@@ -4,11 +4,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import Q
+from django.db.models import QuerySet
 from django.http import Http404
 
+from accounts.selectors import user_principals
 from chat.models import Conversation, Feedback, Message
-from documents.models import Document, DocumentVersion
+from documents.models import Collection, Document, DocumentVersion
 from documents.selectors import access_document, documents_readable_among
 
 # Characters of the document shown on each side of a cited passage.
@@ -47,11 +48,20 @@ def answers_withhold(user, messages: Iterable[Message]) -> list[Message]:
     """The messages as this user may see them now. An answer that used a document the user
     can no longer read (documents.authority, the same rule as search; a deleted document
     counts as unreadable) keeps no text, sources or citations: its text becomes WITHHELD and
+    `withheld` is set. A question whose standalone query was rewritten from such an answer
+    (Message.derived_from) keeps its own words but not the query: `query` becomes empty and
     `withheld` is set. The instances are changed in place, for showing only (never saved).
     One query for the whole list, whatever its length."""
     messages = list(messages)
-    readable = documents_readable_among(user, {pk for m in messages for pk in m.documents})
+    readable = documents_readable_among(
+        user, {pk for m in messages for pk in (*m.documents, *m.derived_from)}
+    )
     for message in messages:
+        if message.role == Message.Role.USER:
+            message.withheld = not set(message.derived_from) <= readable
+            if message.withheld:
+                message.query, message.derived_from = "", []
+            continue
         message.withheld = not set(message.documents) <= readable
         if message.withheld:
             message.text, message.notice = WITHHELD, WITHHELD
@@ -60,14 +70,29 @@ def answers_withhold(user, messages: Iterable[Message]) -> list[Message]:
     return messages
 
 
-def feedback_visible_to(user):
-    """Feedback the user may see (the feedback admin): on answers all of whose documents they
-    may read; all of it for superusers."""
-    feedback = Feedback.objects.all()
-    if user.is_superuser:
-        return feedback
+def answers_countable_by(user, answers: QuerySet[Message] | None = None) -> QuerySet[Message]:
+    """The answers (of `answers`, default all) whose question, text, rating and count this user
+    may see outside the asker's own conversations (the Quality page and its CSVs, the feedback
+    admin): the user may read every document the answer drew on (documents.authority, as
+    answers_withhold) and may read in every collection its question could draw on when it was
+    asked (Message.reach). So a question whose answer used no document, or whose asker has
+    since left or lost a grant, stays with the collections it was asked over. Unrestricted
+    users (superusers) count every answer. One query, whatever is asked of it."""
+    if answers is None:
+        answers = Message.objects.filter(role=Message.Role.ASSISTANT)
+    if user_principals(user=user).unrestricted:
+        return answers
     readable = ArraySubquery(Document.objects.visible_to(user).values("pk"))
-    return feedback.filter(Q(message__documents=[]) | Q(message__documents__contained_by=readable))
+    collections = ArraySubquery(Collection.objects.visible_to(user).values("pk"))
+    return answers.filter(
+        documents__contained_by=readable, question__reach__contained_by=collections
+    )
+
+
+def feedback_visible_to(user) -> QuerySet[Feedback]:
+    """Feedback the user may see (the feedback admin): on answers they may count
+    (answers_countable_by), the rule of the Quality page."""
+    return Feedback.objects.filter(message__in=answers_countable_by(user))
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,13 @@ from chat.models import Conversation, Feedback, Message
 from chat.prompts import TASKS, prompt_render
 from chat.selectors import answers_withhold
 from core import metrics
-from core.admission import Overloaded
 from core.llm import LLMUnavailable, llm_complete, llm_configured, llm_stream
 from documents.models import Chunk, Collection, Document
 from retrieval.evaluation import document_evaluation_id
 from retrieval.evaluation_runs import evaluation_set_register
 from retrieval.models import EvaluationSet
 from retrieval.selectors import FALLBACK_WARNING, passages_search
-from retrieval.types import Filters
+from retrieval.types import Filters, SearchResult
 
 MAX_QUESTION_CHARS = 4000
 NOT_COVERED = (
@@ -57,60 +56,108 @@ def conversation_start(*, owner) -> Conversation:
     return Conversation.objects.create(owner=owner, title="New conversation")
 
 
-def question_add(
-    *, conversation: Conversation, user, text: str, scope: Sequence[int] = ()
+def question_prepare(
+    *, conversation: Conversation | None, user, text: str, scope: Sequence[int] = ()
 ) -> Message:
-    """Store the question and the standalone query retrieval will run (rewritten from the
-    conversation so far, as the user may see it now: withheld answers stay withheld from the
-    model too). `scope`: collection ids the user may read; empty means all.
+    """The question as it will be stored, not saved yet: checked, and with the standalone query
+    retrieval will run (rewritten from the conversation so far, as the user may see it now:
+    withheld answers and the search text of questions they belong to stay out, from the model
+    too). `conversation`: one of the user's own, or None for a new one; `scope`: collection ids
+    the user may read, empty for all. Writes nothing, so that a question refused after this
+    (too many searches at once) leaves no trace: question_store stores it once it is admitted.
 
-    Locks: the conversation row, only while the question is stored (after the rewriting,
-    which may wait for the language model), so that two questions sent at once are ordered."""
+    Locks: none."""
     text = text.strip()
     if not text:
         raise QuestionError("The question is empty.")
     if len(text) > MAX_QUESTION_CHARS:
         raise QuestionError(f"The question is longer than {MAX_QUESTION_CHARS} characters.")
     scope = sorted(set(scope))
-    readable = set(
-        Collection.objects.visible_to(user).filter(pk__in=scope).values_list("pk", flat=True)
-    )
+    readable = set(Collection.objects.visible_to(user).values_list("pk", flat=True))
     if unknown := [pk for pk in scope if pk not in readable]:
         raise QuestionError(f"No such collection: {', '.join(map(str, unknown))}.")
-    earlier = answers_withhold(user, conversation.messages.order_by("created_at", "id"))
-    history = [(m.role, m.text) for m in earlier]
-    previous = next((m.query for m in reversed(earlier) if m.role == Message.Role.USER), None)
-    query = question_standalone(text, history=history, previous_query=previous)
+    earlier = (
+        answers_withhold(user, conversation.messages.order_by("created_at", "id"))
+        if conversation is not None
+        else []
+    )
+    standalone = question_standalone(text, earlier=earlier)
+    return Message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        text=text,
+        query=standalone.query,
+        derived_from=standalone.derived_from,
+        scope=scope,
+        # What the question could draw on now decides who may see it later
+        # (answers_countable_by).
+        reach=scope or sorted(readable),
+    )
+
+
+def question_store(*, question: Message, owner) -> Message:
+    """Store a prepared question (question_prepare), in a new conversation of `owner` when it
+    has none; the conversation takes its title from its first question.
+
+    Locks: the conversation row, while the question is stored, so that two questions sent at
+    once are ordered."""
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if question.conversation_id is None:
+            conversation = Conversation.objects.create(owner=owner, title="New conversation")
+        else:
+            conversation = Conversation.objects.select_for_update().get(pk=question.conversation_id)
+        text = question.text
         if not conversation.messages.exists():
             conversation.title = text if len(text) <= 80 else text[:79].rsplit(" ", 1)[0] + "\u2026"
         conversation.save(update_fields=["title", "updated_at"])
-        return Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, text=text, query=query, scope=scope
-        )
+        question.conversation = conversation
+        question.save()
+        return question
 
 
-def answer_events(*, question: Message, user, stream: bool, task: str = "answer"):
-    """Retrieve, assemble, generate (streamed when `stream`), check and store an answer to
-    `question`, as AnswerEvents. It always ends in `done` with an answer: generated; or
+def question_add(
+    *, conversation: Conversation | None, user, text: str, scope: Sequence[int] = ()
+) -> Message:
+    """Prepare and store a question at once (question_prepare, question_store): for callers
+    that do not answer it in the same request.
+
+    Locks: as question_store."""
+    question = question_prepare(conversation=conversation, user=user, text=text, scope=scope)
+    return question_store(question=question, owner=user)
+
+
+def question_search(*, question: Message, user) -> SearchResult:
+    """The passages the user may read for a question's standalone query, in its scope. Waits
+    for a search slot, or raises core.admission.Overloaded having written nothing: an ask
+    searches before it stores anything, so that a refused ask (or Regenerate) leaves every
+    earlier row as it was.
+
+    Locks: none."""
+    return passages_search(
+        user=user,
+        query=question.query or question.text,
+        k=settings.CHAT_PASSAGES,
+        filters=Filters(collections=tuple(question.scope)),
+    )
+
+
+def answer_events(
+    *,
+    question: Message,
+    user,
+    stream: bool,
+    task: str = "answer",
+    retrieved: SearchResult | None = None,
+):
+    """Assemble, generate (streamed when `stream`), check and store an answer to a stored
+    `question` from `retrieved` (question_search; searched here, before anything is written,
+    when not given), as AnswerEvents. It always ends in `done` with an answer: generated; or
     extractive when no LLM is configured or it fails (even mid-stream: `reset`, then the
     extractive text); or `not_covered` when no readable passage is relevant enough."""
     if task not in TASKS:
         raise QuestionError(f"Unknown task {task!r}; one of: {', '.join(TASKS)}.")
-    started = time.monotonic()
-    try:
-        result = passages_search(
-            user=user,
-            query=question.query,
-            k=settings.CHAT_PASSAGES,
-            filters=Filters(collections=tuple(question.scope)),
-        )
-    except Overloaded:
-        # Refused before anything was answered: the question goes too, so that asking again
-        # does not leave it twice (nor a conversation of nothing).
-        _question_withdraw(question)
-        raise
+    result = retrieved or question_search(question=question, user=user)
+    started = time.monotonic() - result.seconds
     sources = context_assemble(
         result.passages,
         budget_tokens=settings.CONTEXT_TOKENS,
@@ -140,13 +187,14 @@ def _answer_write(*, question, task, stream, started, result, sources, described
     """Generate (or quote), check and store the answer; yields its deltas, returns it."""
     urls = {s["number"]: s["source"] for s in described if _is_address(s["source"])}
     notice, model = "", ""
+    asked = question.query or question.text
     if not sources:
         mode, raw = Message.Mode.NOT_COVERED, NOT_COVERED
     elif not llm_configured():
-        mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(question.query, sources)
+        mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(asked, sources)
         notice = "No language model is configured, so these are quotes from the best passages."
     else:
-        prompt = prompt_render(task=task, sources=sources, question=question.query)
+        prompt = prompt_render(task=task, sources=sources, question=asked)
         written: list[str] = []
         try:
             if stream:
@@ -165,7 +213,7 @@ def _answer_write(*, question, task, stream, started, result, sources, described
             metrics.ANSWER_FALLBACKS.inc()
             if written:
                 yield AnswerEvent("reset")
-            mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(question.query, sources)
+            mode, raw = Message.Mode.EXTRACTIVE, answer_extractive(asked, sources)
             notice = (
                 f"The language model is unavailable ({exc}), so these are quotes from the best "
                 "passages."
@@ -221,8 +269,11 @@ def _ask_audit(*, question: Message, user, described: list[dict], answer: Messag
         "task": task,
         "scope": question.scope,
     }
-    if question.query != question.text:
+    if question.query and question.query != question.text:
         details["standalone_query"] = pii_mask(question.query)
+    if question.derived_from:
+        # Read by the audit's redaction: the query is withheld with these documents.
+        details["derived_from"] = question.derived_from
     audit_record(
         action=AuditEvent.Action.ASK,
         actor=user,
@@ -234,18 +285,15 @@ def _ask_audit(*, question: Message, user, described: list[dict], answer: Messag
     )
 
 
-def _question_withdraw(question: Message) -> None:
-    with transaction.atomic():
-        conversation = question.conversation
-        question.delete()
-        if not conversation.messages.exists():
-            conversation.delete()
-
-
-def answer_create(*, question: Message, user, task: str = "answer") -> Message:
-    """The answer without streaming (pages without JavaScript, API calls without `stream`)."""
-    events = list(answer_events(question=question, user=user, stream=False, task=task))
-    return events[-1].data
+def answer_create(
+    *, question: Message, user, task: str = "answer", retrieved: SearchResult | None = None
+) -> Message:
+    """The answer without streaming (pages without JavaScript, API calls without `stream`),
+    as answer_events."""
+    events = answer_events(
+        question=question, user=user, stream=False, task=task, retrieved=retrieved
+    )
+    return list(events)[-1].data
 
 
 def _source_describe(source: ContextPassage) -> dict:
@@ -334,25 +382,35 @@ def feedback_evaluation_set_register(
     """Register the answers' feedback as an evaluation set (retrieval.evaluation_runs): each
     rated answer's question (its standalone form) is a query, and the documents its cited
     passages came from are judged, relevant if the answer was rated helpful (a document rated
-    both ways counts as relevant), by their evaluation id. With a collection, only documents
-    of that collection are judged and the set searches it; without, the set searches every
-    collection. Documents deleted since are left out.
+    both ways counts as relevant), by their evaluation id. With a collection, the set searches
+    it, and holds only questions that could draw on nothing else when asked (asked in it
+    alone), with only its documents judged: the set is shown to everyone who reads in the
+    collection, and a question belongs to the collections it could draw on (as on the Quality
+    page). A query rewritten from answers on documents of other collections is replaced by
+    the question's own words. Without a collection, the set searches every collection and is
+    for superusers. Documents deleted since are left out.
 
     Locks: the set's row, when it exists (evaluation_set_register)."""
     judged: dict[str, dict[int, int]] = {}
     queries: dict[str, str] = {}
-    for feedback in Feedback.objects.select_related("message__question").order_by("pk"):
-        answer = feedback.message
+    feedback = Feedback.objects.select_related("message__question").order_by("pk")
+    if collection is not None:
+        feedback = feedback.filter(message__question__reach=[collection.pk])
+        inside = set(Document.objects.filter(collection=collection).values_list("pk", flat=True))
+    for rating in feedback:
+        answer = rating.message
         if answer.question is None:
             continue
         cited = {s["document_id"] for s in answer.sources if s["number"] in answer.cited}
         if not cited:
             continue
         qid = f"q{answer.question_id}"
-        queries[qid] = answer.question.query or answer.question.text
+        question = answer.question
+        derived_inside = collection is None or set(question.derived_from) <= inside
+        queries[qid] = (question.query if derived_inside else "") or question.text
         scores = judged.setdefault(qid, {})
         for document_id in cited:
-            scores[document_id] = max(scores.get(document_id, 0), int(feedback.helpful))
+            scores[document_id] = max(scores.get(document_id, 0), int(rating.helpful))
     documents = Document.objects.filter(pk__in={pk for s in judged.values() for pk in s})
     if collection is not None:
         documents = documents.filter(collection=collection)

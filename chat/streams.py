@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 from chat.models import Message
 from chat.services import answer_events
+from retrieval.types import SearchResult
 
 log = logging.getLogger(__name__)
 
@@ -21,22 +22,29 @@ def answer_sse(
     opening: dict,
     sources: Callable[[list[dict]], dict],
     done: Callable[[Message], dict],
+    retrieved: SearchResult | None = None,
 ) -> Iterator[str]:
     """`question` (the `opening` data), then `sources`, `delta` (text as it is written),
     `reset` (forget the text so far: an extractive answer follows) and `done` (the stored
     answer), or `error` if answering fails after the response has started (it is 200 by
-    then, so the failure is told in the stream and logged)."""
+    then, so the failure is told in the stream and logged). `retrieved`: the question's
+    passages, searched before anything was stored (chat.services.question_search); searched
+    when the stream starts when not given."""
     # The response streams after the request's middleware has returned: answering runs in a
     # copy of the request's context (its audit origin, log ids and trace span), entered only
     # while answering runs, never across a yield, so nothing of it leaks into whatever the
     # server does between two events.
-    return _answer_sse(contextvars.copy_context(), question, user, task, opening, sources, done)
+    return _answer_sse(
+        contextvars.copy_context(), question, user, task, retrieved, opening, sources, done
+    )
 
 
-def _answer_sse(request_context, question, user, task, opening, sources, done) -> Iterator[str]:
+def _answer_sse(
+    request_context, question, user, task, retrieved, opening, sources, done
+) -> Iterator[str]:
     yield sse_event("question", opening)
     events = request_context.run(
-        answer_events, question=question, user=user, stream=True, task=task
+        answer_events, question=question, user=user, stream=True, task=task, retrieved=retrieved
     )
     try:
         while True:

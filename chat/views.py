@@ -4,8 +4,6 @@ server-sent events carrying the answer as it is written."""
 
 from __future__ import annotations
 
-import csv
-
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
@@ -40,12 +38,14 @@ from chat.selectors import access_answer, access_conversation, answers_withhold,
 from chat.services import (
     QuestionError,
     answer_create,
-    conversation_start,
     feedback_record,
-    question_add,
+    question_prepare,
+    question_search,
+    question_store,
 )
 from chat.streams import answer_sse, sse_headers
 from core.charts import Series, Stack, bar_chart, line_chart
+from core.spreadsheets import SpreadsheetWriter
 
 
 @login_required
@@ -71,8 +71,8 @@ def ask(request: HttpRequest) -> HttpResponse:
         pk = form.cleaned_data["conversation"]
         found = access_conversation(request.user, pk) if pk else None
         try:
-            question = question_add(
-                conversation=found or conversation_start(owner=request.user),
+            question = question_prepare(
+                conversation=found,
                 user=request.user,
                 text=form.cleaned_data["question"],
                 scope=[c.pk for c in form.cleaned_data["scope"]],
@@ -91,7 +91,10 @@ def ask(request: HttpRequest) -> HttpResponse:
 @throttled(ChatAskThrottle)
 def regenerate(request: HttpRequest, pk: int) -> HttpResponse:
     previous = access_answer(request.user, pk)
-    return _answer(request, previous.question, previous.generation.get("task", "answer"))
+    # As the user may see the question now: a query withheld with the answer it was rewritten
+    # from is not searched again; the question's own words are.
+    [question] = answers_withhold(request.user, [previous.question])
+    return _answer(request, question, previous.generation.get("task", "answer"))
 
 
 @login_required
@@ -158,11 +161,18 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 def _answer(request: HttpRequest, question: Message, task: str) -> HttpResponse:
+    """Answer a question: a new one (prepared, not stored yet) or one asked before
+    (Regenerate). The search comes first: refused as overloaded, it raises before anything is
+    stored (the middleware answers 503), so a refusal leaves every earlier row as it was."""
+    retrieved = question_search(question=question, user=request.user)
+    if question.pk is None:
+        question = question_store(question=question, owner=request.user)
     if _streaming(request):
         events = answer_sse(
             question=question,
             user=request.user,
             task=task,
+            retrieved=retrieved,
             opening={
                 "conversation": reverse("chat:conversation", args=[question.conversation_id]),
                 "title": question.conversation.title,
@@ -175,7 +185,7 @@ def _answer(request: HttpRequest, question: Message, task: str) -> HttpResponse:
             },
         )
         return sse_headers(StreamingHttpResponse(events, content_type="text/event-stream"))
-    answer = answer_create(question=question, user=request.user, task=task)
+    answer = answer_create(question=question, user=request.user, task=task, retrieved=retrieved)
     return redirect(f"{reverse('chat:conversation', args=[question.conversation_id])}#m{answer.pk}")
 
 
@@ -267,7 +277,7 @@ def quality_csv(request: HttpRequest, name: str) -> HttpResponse:
     table = view.table(name)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="quality-{name}.csv"'
-    writer = csv.writer(response)
+    writer = SpreadsheetWriter(response)
     writer.writerow(table.header)
     writer.writerows(table.rows)
     return response

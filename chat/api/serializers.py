@@ -13,7 +13,8 @@ class MessageSerializer(serializers.ModelSerializer):
     )
     withheld = serializers.SerializerMethodField(
         help_text="True if a document the answer drew on is no longer readable by the user: "
-        "then its text is a notice, and its sources and citations are empty."
+        "then its text is a notice, and its sources and citations are empty. For a question: "
+        "its query was rewritten from such an answer, and is empty."
     )
 
     def get_withheld(self, message) -> bool:

@@ -19,9 +19,10 @@ from chat.selectors import access_answer, access_conversation, answers_withhold
 from chat.services import (
     QuestionError,
     answer_create,
-    conversation_start,
     feedback_record,
-    question_add,
+    question_prepare,
+    question_search,
+    question_store,
 )
 from chat.streams import answer_sse, sse_headers
 
@@ -49,10 +50,10 @@ class AskView(APIView):
         conversation = (
             access_conversation(request.user, data["conversation"])
             if "conversation" in data
-            else conversation_start(owner=request.user)
+            else None
         )
         try:
-            question = question_add(
+            question = question_prepare(
                 conversation=conversation,
                 user=request.user,
                 text=data["question"],
@@ -60,11 +61,16 @@ class AskView(APIView):
             )
         except QuestionError as error:
             raise exceptions.ValidationError(str(error)) from error
+        # Searched before anything is stored: refused as overloaded (503), the ask leaves
+        # nothing behind.
+        retrieved = question_search(question=question, user=request.user)
+        question = question_store(question=question, owner=request.user)
         if data["stream"]:
             events = answer_sse(
                 question=question,
                 user=request.user,
                 task=data["task"],
+                retrieved=retrieved,
                 opening={
                     "conversation": question.conversation_id,
                     "question": MessageSerializer(question).data,
@@ -73,7 +79,9 @@ class AskView(APIView):
                 done=lambda answer: MessageSerializer(answer).data,
             )
             return sse_headers(StreamingHttpResponse(events, content_type="text/event-stream"))
-        answer = answer_create(question=question, user=request.user, task=data["task"])
+        answer = answer_create(
+            question=question, user=request.user, task=data["task"], retrieved=retrieved
+        )
         return Response(
             {
                 "conversation": question.conversation_id,

@@ -13,7 +13,7 @@ from django.utils import timezone
 from chat.gaps import gaps_grouped
 from chat.models import Conversation, Feedback, Message
 from chat.quality import answers_weekly, feedback_weekly, weeks_ending
-from documents.models import Document
+from documents.models import Collection, Document
 from retrieval.models import EvaluationRun, EvaluationSet
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import DocumentFactory
@@ -28,9 +28,12 @@ def answered(user, text, *, mode, scope=(), documents=(), helpful=None, days_ago
     """A question and its answer as the chat stores them (and a rating, if given)."""
     when = timezone.now() - timedelta(days=days_ago)
     conversation = Conversation.objects.create(owner=user, title=text[:80])
+    # Its reach, as question_add records it: the scope, or what the asker reads in now.
+    reach = list(scope) or list(Collection.objects.visible_to(user).values_list("pk", flat=True))
     question = Message.objects.create(
-        conversation=conversation, role="user", text=text, query=text, scope=list(scope)
-    )
+        conversation=conversation, role="user", text=text, query=text, scope=list(scope),
+        reach=reach,
+    )  # fmt: skip
     answer = Message.objects.create(
         conversation=conversation,
         role="assistant",

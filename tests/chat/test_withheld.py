@@ -9,6 +9,8 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from guardian.shortcuts import assign_perm, remove_perm
 
+from accounts.models import AuditEvent
+from accounts.selectors import audit_redact
 from chat.models import Message
 from chat.selectors import WITHHELD, answers_withhold
 from chat.services import answer_create, conversation_start, feedback_record, question_add
@@ -168,3 +170,72 @@ def test_a_streamed_answer_shows_only_readable_sources(reader, handbook):
     documents = {source["document_id"] for source in events["sources"]["sources"]}
     assert documents == {handbook["travel.md"].pk}
     assert set(events["done"]["text"].split()) and "27 days" not in json.dumps(events)
+
+
+def _follow_up(reader, text: str) -> Message:
+    question = question_add(
+        conversation=reader["answer"].conversation, user=reader["user"], text=text
+    )
+    answer_create(question=question, user=reader["user"])
+    return question
+
+
+def test_a_query_rewritten_from_an_answer_is_withheld_with_it(
+    client, reader, handbook, llm_endpoint, settings
+):
+    """GIVEN a follow-up the model rewrote with the earlier answer's words, and a third
+    question that, with the model gone, was joined to that search text, WHEN access to the
+    answer's document ends THEN neither search text is shown (API, chat page), nor searched
+    again by Regenerate, nor carried into the next question; the asker's own words stay."""
+    FakeOpenAI.replies = [f"Is a refund of up to {SECRET} also paid for hostels?", "Yes [1]."]
+    second = _follow_up(reader, "and hostels?")
+    assert SECRET in second.query and second.derived_from == [handbook["travel.md"].pk]
+    settings.LLM_API_BASE = ""
+    third = _follow_up(reader, "and then for them in Paris?")
+    assert SECRET in third.query and third.derived_from == second.derived_from
+
+    _revoke(reader, handbook)
+
+    conversation = reader["answer"].conversation_id
+    api = api_client(reader["user"]).get(f"/api/v1/conversations/{conversation}/messages/")
+    client.force_login(reader["user"])
+    page = client.get(reverse("chat:conversation", args=[conversation]))
+    for body in (api.content.decode(), page.content.decode()):
+        assert SECRET not in body and "150 euros" not in body
+    questions = [m for m in api.json()["results"] if m["role"] == "user"]
+    assert [(q["text"], q["query"], q["withheld"]) for q in questions] == [
+        (HOTEL, HOTEL, False),
+        ("and hostels?", "", True),
+        ("and then for them in Paris?", "", True),
+    ]
+    # The next question joins the previous one's own words, not its withheld search text.
+    fourth = question_add(
+        conversation=reader["answer"].conversation, user=reader["user"], text="and in Rome?"
+    )
+    assert fourth.query == "and then for them in Paris? and in Rome?" and not fourth.derived_from
+    # Regenerate searches the question's own words again.
+    last_answer = third.answers.get()
+    client.post(reverse("chat:regenerate", args=[last_answer.pk]))
+    regenerated = third.answers.order_by("-pk").first()
+    assert regenerated.pk != last_answer.pk
+    search = AuditEvent.objects.filter(action="ask").order_by("-pk").first()
+    assert "150 euros" not in json.dumps(search.details) and SECRET not in regenerated.text
+
+
+def test_the_audit_withholds_a_rewritten_query_from_an_auditor_who_cannot_read_its_source(
+    reader, handbook, llm_endpoint
+):
+    """GIVEN an ask whose query was rewritten from an answer on the travel policy WHEN an
+    auditor who may not read the policy reads the event THEN its details (the rewritten
+    query) are withheld, even where nothing the ask returned is unreadable to them."""
+    FakeOpenAI.replies = [f"Is a refund of up to {SECRET} also paid for hostels?", "Yes."]
+    _follow_up(reader, "and hostels?")
+    event = AuditEvent.objects.filter(action="ask").order_by("-pk").first()
+    assert event.details["derived_from"] == [handbook["travel.md"].pk]
+    assert SECRET in event.details["standalone_query"]
+    auditor = UserFactory(username="auditor", is_staff=True)
+    event.returned_documents = event.cited_documents = []  # only the derivation names it
+
+    audit_redact(viewer=auditor, events=[event])
+
+    assert event.redacted and SECRET not in json.dumps(event.details)
