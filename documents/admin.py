@@ -8,7 +8,12 @@ from django.db.models import F
 from django.http import Http404
 from guardian.admin import GuardedModelAdmin
 
-from documents.authority import may_change_document, may_create_collection, may_manage_collection
+from documents.authority import (
+    may_change_document,
+    may_create_collection,
+    may_manage_collection,
+    may_read_collection,
+)
 from documents.models import Chunk, Collection, Document, DocumentVersion
 from documents.parsing import content_type_name
 from documents.services.index import chunk_search_vectors_refresh
@@ -146,6 +151,19 @@ class CollectionAdmin(AuthorityAdmin):
             "default). A measurement without labels, not applied by itself: set the vector "
             "share above to use it."
         )
+
+    @admin.display(description="calibrated vector share")
+    def calibrated_share_withheld(self, obj) -> str:
+        return "shown to those who may read every document of the collection"
+
+    def get_readonly_fields(self, request, obj=None):
+        # The calibration is measured over every passage of the collection: its share, counts
+        # and scores are figures of documents a viewer who reads only some of them may not
+        # read (counts follow visibility, docs/permissions.md).
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not may_read_collection(request.user, obj):
+            fields[fields.index("calibrated_share")] = "calibrated_share_withheld"
+        return fields
 
     def _may_change(self, user, obj) -> bool:
         return may_manage_collection(user, obj)

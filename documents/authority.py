@@ -63,6 +63,16 @@ def may_manage_collection(user, collection) -> bool:
     return bool(set(manager_ids(principals)) & set(collection.manage_principals))
 
 
+def may_read_collection(user, collection) -> bool:
+    """Whether the user reads every document of this collection (through the collection's own
+    ACL: its owner and managers, a `view_document` grant on it, open to staff; superusers):
+    what a number counted over the whole collection needs before it may be shown."""
+    principals = user_principals(user=user)
+    if principals.unrestricted:
+        return True
+    return bool(set(principals.ids) & set(collection.read_principals))
+
+
 def may_change_document(user, document) -> bool:
     """Whether the user may change, reprocess, grant on or delete this document."""
     principals = user_principals(user=user)

@@ -6,8 +6,10 @@ import random
 from collections import Counter
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.urls import reverse
+from guardian.shortcuts import assign_perm
 
 from documents.models import Chunk
 from retrieval import calibration
@@ -149,6 +151,28 @@ def test_the_admin_shows_the_calibration_beside_the_default(topics, client):
         f"MRR@10 there {topics.calibration['mrr'][share]}, against "
         f"{topics.calibration['default_mrr']} for each query&#x27;s own share"
     ) in page.text
+
+
+def test_a_viewer_who_reads_one_document_sees_no_figure_of_the_calibration(topics, client):
+    """GIVEN staff who may read one document of the collection (view-only on its admin page)
+    WHEN they open the collection THEN no count or score measured over its other documents
+    shows; given a read grant on the whole collection, they see it."""
+    collection_calibrate(topics)
+    topics.refresh_from_db()
+    viewer = UserFactory(username="partial", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_collection"))
+    assign_perm("view_document", viewer, topics.documents.first())
+    client.force_login(viewer)
+    url = reverse("admin:documents_collection_change", args=[topics.pk])
+
+    page = client.get(url).content.decode()
+
+    assert "shown to those who may read every document of the collection" in page
+    passages = f"{topics.calibration['passages']} passages"
+    for figure in (passages, "pseudo-queries", "MRR@10", topics.calibration["at"][:16]):
+        assert figure not in page
+    assign_perm("view_document", viewer, topics)
+    assert f"from its {topics.calibration['passages']} passages" in client.get(url).text
 
 
 def test_calibration_leaves_a_collection_it_cannot_measure_unchanged(db, monkeypatch):
