@@ -32,8 +32,13 @@ Shape of the statement (its CTEs):
     subquery (fenced by its LIMIT): inside it, the planner would put the gate under the
     parallel Gather, which starts its workers even when the gate is closed (5 ms at 1M
     passages).
-- `terms`: the query's lexemes (the same text-search configuration as the index) with their
-  IDF from retrieval_lexemestat; `tsq` ORs them into a tsquery. Full-text matching is OR,
+- `terms`: the query's lexemes (the same text-search configuration as the index) that one of
+  the reader's passages (those the filters leave) has, with their IDF from
+  retrieval_lexemestat; `tsq` ORs them into a tsquery. A lexeme only unreadable passages hold
+  is dropped here, before anything is scored: whether a word occurs in documents the reader
+  may not read, and how rarely, changes no passage, order, score or coverage they get (with
+  few visible documents, the lexeme's postings are joined to `visible`; with many, they are
+  read until one passes the permission and filter check). Full-text matching is OR,
   scoring is BM25 (k1, b; document length = words in the passage's vector): a passage that
   has most of the query's rare words ranks high even when it lacks one common word, which a
   conjunctive websearch_to_tsquery would drop entirely. Every query word makes a passage a
@@ -158,7 +163,7 @@ def statement_build(spec: Statement) -> tuple[str, dict]:
         "count(*) <= %(vector_exact_below)s AS vector_exact FROM visible)",
     ]
     if spec.mode in (FULLTEXT, HYBRID):
-        ctes += _terms_ctes(spec, params)
+        ctes += _terms_ctes(spec, params, visible_where)
     if spec.mode in (DENSE, HYBRID):
         ctes += _dense_ctes(spec, params, visible_where)
     if spec.mode in (FULLTEXT, HYBRID):
@@ -240,7 +245,7 @@ def _distance_sql(spec: Statement, params: dict) -> str:
     return f"e.embedding::vector({spec.dimensions}) <=> %(vector)s::vector({spec.dimensions})"
 
 
-def _terms_ctes(spec: Statement, params: dict) -> list[str]:
+def _terms_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
     params |= {
         "text": spec.text,
         "config": spec.fts_config,
@@ -252,8 +257,20 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
     # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
     # so no lexeme can be read as an operator.
     quoted = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
+    if visible_where == "TRUE AND TRUE":
+        # Every passage is the reader's: each lexeme some passage has is theirs.
+        readable_term = "TRUE"
+    else:
+        # With few visible documents their postings are found by a join on `visible`; with
+        # many, a lexeme's postings are read until one passes the permission and filter check.
+        readable_term = f"""CASE WHEN (SELECT exact FROM gate)
+            THEN EXISTS (SELECT FROM retrieval_posting p JOIN visible v ON v.id = p.document_id
+                         WHERE p.lexeme = s.lexeme)
+            ELSE EXISTS (SELECT FROM retrieval_posting p
+                         JOIN documents_document d ON d.id = p.document_id
+                         WHERE p.lexeme = s.lexeme AND {visible_where}) END"""
     return [
-        """terms AS MATERIALIZED (
+        f"""terms AS MATERIALIZED (
             SELECT s.lexeme,
                    ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf,
                    s.passages::float8 / greatest(c.passages, 1) AS share,
@@ -263,7 +280,7 @@ def _terms_ctes(spec: Statement, params: dict) -> list[str]:
                  AS q(lexeme)
             JOIN retrieval_lexemestat s ON s.lexeme = q.lexeme
             CROSS JOIN retrieval_corpusstat c
-            WHERE s.passages > 0)""",
+            WHERE s.passages > 0 AND {readable_term})""",
         f"""tsq AS MATERIALIZED (
             SELECT (SELECT string_agg({quoted}, ' | ') FROM terms)::tsquery AS any_term,
                    (SELECT string_agg({quoted}, ' | ') FROM terms WHERE share <= %(rare)s)::tsquery
