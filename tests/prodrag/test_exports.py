@@ -100,7 +100,10 @@ def _exports(client, boss, tmp_path) -> dict[str, str]:
     }
     exported["audit, admin action"] = client.post(
         reverse("admin:accounts_auditevent_changelist"),
-        {"action": "export_csv", "_selected_action": list(AuditEvent.objects.values_list("pk", flat=True))},
+        {
+            "action": "export_csv",
+            "_selected_action": list(AuditEvent.objects.values_list("pk", flat=True)),
+        },
     ).content.decode()
     out = tmp_path / "audit.csv"
     call_command("export_audit", "--format", "csv", "--output", str(out))
