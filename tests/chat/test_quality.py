@@ -24,9 +24,10 @@ PAGE = "/admin/quality/"
 BOARD_SECRET = "When is the merger with Contoso announced?"
 
 
-def answered(user, text, *, mode, scope=(), documents=(), helpful=None, days_ago=0):
-    """A question and its answer as the chat stores them (and a rating, if given)."""
-    when = timezone.now() - timedelta(days=days_ago)
+def answered(user, text, *, mode, scope=(), documents=(), helpful=None, days_ago=0, now=None):
+    """A question and its answer as the chat stores them (and a rating, if given), `days_ago`
+    before `now` (default: this moment)."""
+    when = (now or timezone.now()) - timedelta(days=days_ago)
     conversation = Conversation.objects.create(owner=user, title=text[:80])
     # Its reach, as question_add records it: the scope, or what the asker reads in now.
     reach = list(scope) or list(Collection.objects.visible_to(user).values_list("pk", flat=True))
@@ -67,21 +68,25 @@ def asked(people):
     leave = Document.objects.get(collection=handbook, source__endswith="leave.md")
     minutes = Document.objects.get(collection=board)
     member, boss = people["member"], people["superuser"]
+    # One moment for every row and for the weeks the tests count them in: a test that read
+    # the clock again after the rows were written would count them in the week before, were
+    # Monday's midnight to pass in between.
+    now = people["now"] = timezone.now()
     for text in (
         "Where can I park my bicycle at the office?",
         "Is there bicycle parking near the office?",
         "Where do I leave my bike at the office?",
     ):
-        answered(member, text, mode="not_covered", scope=[handbook.pk])
+        answered(member, text, mode="not_covered", scope=[handbook.pk], now=now)
     answered(member, "How many days of leave do I get?", mode="extractive",
-             documents=[leave.pk], helpful=True, scope=[handbook.pk])  # fmt: skip
+             documents=[leave.pk], helpful=True, scope=[handbook.pk], now=now)  # fmt: skip
     answered(member, "Can I carry over leave days?", mode="extractive",
-             documents=[leave.pk], helpful=False)  # fmt: skip
-    answered(boss, BOARD_SECRET, mode="not_covered", scope=[board.pk])
+             documents=[leave.pk], helpful=False, now=now)  # fmt: skip
+    answered(boss, BOARD_SECRET, mode="not_covered", scope=[board.pk], now=now)
     answered(boss, "What did the board approve about leave?", mode="generated",
-             documents=[minutes.pk], helpful=False, scope=[board.pk])  # fmt: skip
+             documents=[minutes.pk], helpful=False, scope=[board.pk], now=now)  # fmt: skip
     # Asked in every collection by someone who reads the board: the board's too.
-    answered(boss, "Who is the next chief executive?", mode="not_covered")
+    answered(boss, "Who is the next chief executive?", mode="not_covered", now=now)
     return people
 
 
@@ -137,7 +142,7 @@ def test_a_viewer_never_sees_gaps_counts_or_ratings_from_collections_they_cannot
     """GIVEN questions over the handbook and over the board, WHEN the handbook's reader (or
     its owner, who manages it) opens the page, THEN nothing from the board shows: no question,
     no group, no answer or rating counted; the superuser sees them all."""
-    week = weeks_ending(timezone.now(), 1)
+    week = weeks_ending(asked["now"], 1)
     for name in ("member", "owner"):
         viewer = quality_viewer(asked[name])
         gaps = gaps_grouped(viewer, since=week[0])
@@ -158,7 +163,7 @@ def test_a_viewer_never_sees_gaps_counts_or_ratings_from_collections_they_cannot
 
 
 def test_feedback_per_collection_counts_answers_that_drew_on_it(client, asked):
-    boss, week = asked["superuser"], weeks_ending(timezone.now(), 2)
+    boss, week = asked["superuser"], weeks_ending(asked["now"], 2)
     board = asked["board"].pk
     assert [row[1:] for row in feedback_weekly(boss, weeks=week, collection=board).rows] == [
         (0, 0),
@@ -182,8 +187,9 @@ def test_feedback_per_collection_counts_answers_that_drew_on_it(client, asked):
 
 def test_weeks_outside_the_window_are_left_out(asked):
     member = asked["member"]
-    answered(member, "An old question about parking?", mode="not_covered", days_ago=60)
-    week = weeks_ending(timezone.now(), 4)
+    answered(member, "An old question about parking?", mode="not_covered", days_ago=60,
+             now=asked["now"])  # fmt: skip
+    week = weeks_ending(asked["now"], 4)
     assert sum(row[3] for row in answers_weekly(member, weeks=week).rows) == 3
     assert len(gaps_grouped(member, since=week[0])) == 2
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from chat.models import Conversation
 from core import metrics
-from core.admission import WAITING_PER_SLOT, Overloaded, search_admitted
+from core.admission import WAITING_PER_SLOT, Overloaded, _slots, search_admitted
 from tests.api import api_client
 
 
@@ -70,21 +70,22 @@ def test_a_search_that_finds_the_waiting_line_full_is_refused_without_waiting(se
     WHEN one more search comes THEN it is refused at once; the ones in line get the slot."""
     settings.SEARCH_CONCURRENCY = 1
     settings.SEARCH_QUEUE_SECONDS = 5
-    in_line = threading.Semaphore(0)
     served = []
 
     def waiter(n):
-        in_line.release()
         with search_admitted():
             served.append(n)
 
+    slots = _slots(1)
     with search_admitted():
         line = [threading.Thread(target=waiter, args=(n,)) for n in range(WAITING_PER_SLOT)]
         for thread in line:
             thread.start()
-        for _ in line:
-            in_line.acquire()
-        time.sleep(0.1)  # each waiter is now in line for the one slot
+        # Each waiter is in line once the slots count it: the one slot's holder and each of them.
+        deadline = time.monotonic() + 10
+        while slots.taken_or_awaited < 1 + WAITING_PER_SLOT:
+            assert time.monotonic() < deadline, "the waiters never got in line"
+            time.sleep(0.001)
         started = time.monotonic()
         with pytest.raises(Overloaded), search_admitted():
             pass

@@ -53,10 +53,13 @@ def _local(settings, *, runtime="onnx", quantize="int8", onnx_dir=None, path=Non
     )
 
 
-def test_the_configured_local_model_runs_quantised_in_onnx_runtime(settings):
+def test_the_configured_local_model_runs_quantised_in_onnx_runtime_or_falls_back(settings):
+    """int8 ONNX by default; where this CPU's int8 vectors stray (or it cannot be made), the
+    designed fallback, unquantised ONNX, still within its own bound (the refusals themselves
+    are tested below, forced)."""
     assert (settings.EMBEDDING_RUNTIME, settings.EMBEDDING_QUANTIZE) == ("onnx", "int8")
-    assert (embedder().runtime, embedder().quantize) == ("onnx", "int8")
-    assert embedder().check.mean_cosine >= 0.99
+    assert embedder().runtime == "onnx" and embedder().quantize in ("int8", "none")
+    assert embedder().check.mean_cosine >= onnx.MIN_MEAN_COSINE[embedder().quantize]
     # Its threads sleep between queries rather than spin on the database's cores.
     options = embedder().session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

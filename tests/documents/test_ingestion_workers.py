@@ -11,8 +11,9 @@ import pytest
 from django.core.files.base import ContentFile
 
 from documents.models import ChunkEmbedding, Document
-from documents.services.queue import documents_enqueue, documents_requeue_stalled
+from documents.services.queue import documents_enqueue
 from documents.services.uploads import document_create
+from documents.tasks import documents_requeue
 from tests.accounts.factories import UserFactory
 from tests.documents.conftest import Worker, worker_env
 from tests.documents.factories import CollectionFactory
@@ -76,14 +77,14 @@ def _kill_host(worker: Worker) -> None:
     worker.process.wait(timeout=30)
 
 
-def test_two_workers_index_every_burst_exactly_once_though_one_is_killed_mid_batch(hosts):
+def test_two_workers_index_every_burst_exactly_once_though_one_is_killed_mid_batch(hosts, settings):
     """GIVEN workers a and b on one queue
     WHEN documents arrive in three bursts, each burst queued twice, and worker a is killed
     with SIGKILL while it works on a batch (the database broker loses its unacknowledged
     message)
-    THEN the stalled-document sweep (as beat runs it, every 30 s) hands a's documents to b
-    within seconds of its orphan timeout, and every document ends ready with exactly one set
-    of passages, each embedded once, its ready line logged once."""
+    THEN the stalled-document sweep (the beat task at its interval, with its settings) hands
+    a's documents to b within a sweep of its orphan timeout, and every document ends ready
+    with exactly one set of passages, each embedded once, its ready line logged once."""
     a, b = hosts
     owner = UserFactory()
     collection = CollectionFactory(owner=owner)
@@ -97,13 +98,20 @@ def test_two_workers_index_every_burst_exactly_once_though_one_is_killed_mid_bat
     for burst in range(1, BURSTS):
         ids += _upload_burst(collection, owner, burst)
 
+    # The sweep as beat runs it: the task, at its schedule's interval, with its settings.
+    interval = settings.CELERY_BEAT_SCHEDULE["requeue-stalled-documents"]["schedule"]
     finished = {Document.Status.READY, Document.Status.FAILED}
-    deadline = time.monotonic() + 240
+    deadline, next_sweep, requeued = time.monotonic() + 240, time.monotonic(), 0
     while set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) - finished:
         assert time.monotonic() < deadline, "documents were left unfinished"
-        documents_requeue_stalled(older_than=600, orphaned_after=2)
+        if time.monotonic() >= next_sweep:
+            requeued += documents_requeue()
+            next_sweep += interval
         time.sleep(1)
     recovered_in = time.monotonic() - killed_at
+
+    # a's batch was lost with it: only the sweep could have brought it back.
+    assert requeued > 0
 
     documents = Document.objects.filter(pk__in=ids)
     assert documents.count() == BURSTS * PER_BURST

@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from documents.embedding import embedder
 from documents.models import Collection, Document
 from retrieval.evaluation_runs import evaluation_sets_due
 from retrieval.models import EvaluationRun, EvaluationSet
@@ -52,7 +53,8 @@ def test_evaluate_registers_the_dataset_and_stores_each_run_with_what_it_ran_on(
     assert stored.mrr_at_10 == pytest.approx(fulltext["mrr@10"], abs=1e-4)
     assert stored.latency_p50_ms == pytest.approx(fulltext["latency_ms"]["p50"], abs=0.1)
     assert stored.embedding_model == settings.EMBEDDING_MODEL
-    assert stored.embedding_runtime == "onnx int8"  # what embedded the queries
+    # What embedded the queries: int8 ONNX, or the variant this CPU falls back to.
+    assert stored.embedding_runtime == f"{embedder().runtime} {embedder().quantize}"
     assert stored.code_version  # git describe of this checkout
     assert stored.regressed_from is None
 
