@@ -3,8 +3,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.contrib.postgres.expressions import ArraySubquery
-from django.db.models import QuerySet
+from django.db.models import (
+    BooleanField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+)
 from django.http import Http404
 
 from accounts.selectors import user_principals
@@ -82,11 +89,35 @@ def answers_countable_by(user, answers: QuerySet[Message] | None = None) -> Quer
         answers = Message.objects.filter(role=Message.Role.ASSISTANT)
     if user_principals(user=user).unrestricted:
         return answers
-    readable = ArraySubquery(Document.objects.visible_to(user).values("pk"))
-    collections = ArraySubquery(Collection.objects.visible_to(user).values("pk"))
-    return answers.filter(
-        documents__contained_by=readable, question__reach__contained_by=collections
+    # Each answer's own ids are looked up (by primary key, with the read rule) and counted:
+    # an array of everything the user may read would be compared element by element.
+    readable = _counted(Document.objects.visible_to(user), OuterRef("documents"))
+    reached = _counted(Collection.objects.visible_to(user), OuterRef("question__reach"))
+    return answers.alias(
+        readable_documents=Subquery(readable), readable_reach=Subquery(reached)
+    ).filter(
+        readable_documents=_cardinality("documents"),
+        # An unknown reach (NULL) has no cardinality: never equal.
+        readable_reach=_cardinality("question__reach"),
     )
+
+
+class _AmongIds(Func):
+    """`pk = ANY(ids)`: the row is one of an array's ids (found through the primary key)."""
+
+    template = "(%(expressions)s))"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+
+
+def _counted(allowed: QuerySet, ids) -> QuerySet:
+    """How many of the array `ids` (distinct ids) are in `allowed`: one value."""
+    among = allowed.filter(_AmongIds(F("pk"), ids))
+    return among.order_by().values(n=Func(F("pk"), function="count"))
+
+
+def _cardinality(field: str) -> Func:
+    return Func(F(field), function="cardinality", output_field=IntegerField())
 
 
 def feedback_visible_to(user) -> QuerySet[Feedback]:
