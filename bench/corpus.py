@@ -90,10 +90,11 @@ def corpus_load(count: int, rng, base, readers: dict[float, User], data: str) ->
                 )  # fmt: skip
         cursor.execute(
             "INSERT INTO documents_documentversion (id, document_id, number, file, sha256, "
-            "size, content_type, created_at, embedding_model, embedding_dimensions, text, "
-            "chunking) SELECT id, id, 1, 'synthetic.txt', sha256, 0, 'text/plain', "
-            "created_at, %s, 384, '', '{}' FROM documents_document",
-            [model],
+            "size, content_type, created_at, embedding_model, embedding_dimensions, "
+            "embedding_runtime, embedding_quantize, text, chunking) "
+            "SELECT id, id, 1, 'synthetic.txt', sha256, 0, 'text/plain', "
+            "created_at, %s, 384, %s, %s, '', '{}' FROM documents_document",
+            [model, selectors.embedder().runtime, selectors.embedder().quantize],
         )
         cursor.execute(
             "UPDATE documents_document SET current_version_id = id, indexed_version_id = id"

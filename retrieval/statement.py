@@ -254,18 +254,24 @@ def _terms_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
         "postings": spec.postings,
         "rare": RARE_SHARE,
     }
-    # Lexemes go into the tsquery quoted (tsquery syntax: '' for a quote, \\ for a backslash),
-    # so no lexeme can be read as an operator.
-    quoted = r"'''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''''"
+    quoted = _quoted_sql("lexeme")
+    params["probe_postings"] = PROBE_POSTINGS
     if visible_where == "TRUE AND TRUE":
         # Every passage is the reader's: each lexeme some passage has is theirs.
         readable_term = "TRUE"
     else:
-        # With few visible documents their postings are found by a join on `visible`; with
-        # many, a lexeme's postings are read until one passes the permission and filter check.
+        # Few visible documents: the lexeme's first PROBE_POSTINGS postings are matched against
+        # `visible` (a word the reader's passages hold is usually among them), else the visible
+        # passages themselves are read (few: the gate is open), never the lexeme's every
+        # posting. Many: its postings are read until one passes the permission and filter
+        # check (at a visibility v, about 1/v of them).
         readable_term = f"""CASE WHEN (SELECT exact FROM gate)
-            THEN EXISTS (SELECT FROM retrieval_posting p JOIN visible v ON v.id = p.document_id
-                         WHERE p.lexeme = s.lexeme)
+            THEN EXISTS (SELECT FROM (SELECT p.document_id FROM retrieval_posting p
+                                      WHERE p.lexeme = s.lexeme LIMIT %(probe_postings)s) p
+                         JOIN visible v ON v.id = p.document_id)
+                 OR EXISTS (SELECT FROM documents_chunk ch
+                            WHERE ch.document_id = ANY(ARRAY(SELECT id FROM visible))
+                              AND ch.search_vector @@ ({_quoted_sql("s.lexeme")})::tsquery)
             ELSE EXISTS (SELECT FROM retrieval_posting p
                          JOIN documents_document d ON d.id = p.document_id
                          WHERE p.lexeme = s.lexeme AND {visible_where}) END"""
@@ -311,6 +317,16 @@ def _terms_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
                 FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE) x)""",
     ]
 
+
+def _quoted_sql(lexeme: str) -> str:
+    """The lexeme (an SQL expression) quoted for a tsquery (tsquery syntax: '' for a quote, \\
+    for a backslash), so that no lexeme can be read as an operator."""
+    return r"'''' || replace(replace(" + lexeme + r", '\', '\\'), '''', '''''') || ''''"
+
+
+# With few visible documents, a query word's first this-many postings are matched against them
+# before their passages are read instead (_terms_ctes).
+PROBE_POSTINGS = 2000
 
 # The pooled stage looks for the reader's best passages among this many times `depth` of the
 # best pooled ones (a reader who sees 1% of the passages finds about `depth` there).
