@@ -48,6 +48,9 @@ up: install
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py embedding_prepare
 	@$(PY) manage.py admin_bootstrap > var/run/login.txt
+	@# Before the worker starts: the first enqueue creates the database broker's tables, which
+	@# two processes creating at once (the worker and this) would race for.
+	@$(PY) manage.py load_sample
 	@if [ -f var/run/web.pid ] && kill -0 $$(cat var/run/web.pid) 2>/dev/null; then \
 		echo "web server already running (pid $$(cat var/run/web.pid))"; \
 	else \
@@ -60,7 +63,6 @@ up: install
 			--loglevel INFO --detach --pidfile var/run/worker.pid \
 			--logfile var/log/worker.log; \
 	fi
-	@$(PY) manage.py load_sample
 	@# The sample's questions, measured once its documents are in (the admin's Quality page).
 	@PRODRAG_LOG_LEVEL=warning $(PY) manage.py evaluate --sample --wait 600
 	@$(PY) -c "$$WAIT_FOR_WEB"
