@@ -52,10 +52,6 @@ class AnswerEvent:
     data: object = None
 
 
-def conversation_start(*, owner) -> Conversation:
-    return Conversation.objects.create(owner=owner, title="New conversation")
-
-
 def question_prepare(
     *, conversation: Conversation | None, user, text: str, scope: Sequence[int] = ()
 ) -> Message:
@@ -113,17 +109,6 @@ def question_store(*, question: Message, owner) -> Message:
         question.conversation = conversation
         question.save()
         return question
-
-
-def question_add(
-    *, conversation: Conversation | None, user, text: str, scope: Sequence[int] = ()
-) -> Message:
-    """Prepare and store a question at once (question_prepare, question_store): for callers
-    that do not answer it in the same request.
-
-    Locks: as question_store."""
-    question = question_prepare(conversation=conversation, user=user, text=text, scope=scope)
-    return question_store(question=question, owner=user)
 
 
 def question_search(*, question: Message, user) -> SearchResult:

@@ -17,12 +17,12 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from accounts.models import AuditEvent
 from accounts.services import AuditOrigin, audit_origin, audit_purge, token_create, token_revoke
-from chat.services import conversation_start, question_add
 from chat.streams import answer_sse
 from documents.models import Document
 from documents.services.uploads import document_delete
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client, sse, upload
+from tests.chat.asking import question_add
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +109,7 @@ def test_an_ask_abandoned_mid_stream_is_still_recorded_with_what_it_showed(peopl
     WHEN the server closes the stream THEN the ask is recorded, marked incomplete."""
     FakeOpenAI.replies = ["27 days [1]."]
     member = people["member"]
-    question = question_add(conversation=conversation_start(owner=member), user=member, text=LEAVE)
+    question = question_add(conversation=None, user=member, text=LEAVE)
     with audit_origin(AuditOrigin(via="api")):
         stream = answer_sse(
             question=question,

@@ -8,16 +8,9 @@ from django.core.management import call_command
 from guardian.shortcuts import assign_perm
 
 from chat.models import Feedback, Message
-from chat.services import (
-    NOT_COVERED,
-    QuestionError,
-    answer_create,
-    answer_events,
-    conversation_start,
-    feedback_record,
-    question_add,
-)
+from chat.services import NOT_COVERED, QuestionError, answer_create, answer_events, feedback_record
 from tests.accounts.factories import UserFactory
+from tests.chat.asking import question_add
 from tests.documents.factories import CollectionFactory
 from tests.fake_openai import Broken, FakeOpenAI
 from tests.handbook import ingest
@@ -28,7 +21,6 @@ LEAVE = "How many days of annual leave does an employee get?"
 
 
 def ask(user, text, *, conversation=None, scope=()):
-    conversation = conversation or conversation_start(owner=user)
     return question_add(conversation=conversation, user=user, text=text, scope=scope)
 
 

@@ -29,7 +29,7 @@ def answered(user, text, *, mode, scope=(), documents=(), helpful=None, days_ago
     before `now` (default: this moment)."""
     when = (now or timezone.now()) - timedelta(days=days_ago)
     conversation = Conversation.objects.create(owner=user, title=text[:80])
-    # Its reach, as question_add records it: the scope, or what the asker reads in now.
+    # Its reach, as an ask records it: the scope, or what the asker reads in now.
     reach = list(scope) or list(Collection.objects.visible_to(user).values_list("pk", flat=True))
     question = Message.objects.create(
         conversation=conversation, role="user", text=text, query=text, scope=list(scope),

@@ -13,10 +13,11 @@ from accounts.models import AuditEvent
 from accounts.selectors import audit_redact
 from chat.models import Message
 from chat.selectors import WITHHELD, answers_withhold
-from chat.services import answer_create, conversation_start, feedback_record, question_add
+from chat.services import answer_create, feedback_record
 from documents.services.uploads import document_delete
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client, sse
+from tests.chat.asking import question_add
 from tests.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -32,7 +33,7 @@ def reader(handbook):
     travellers = GroupFactory(name="travellers")
     user.groups.add(travellers)
     assign_perm("view_document", travellers, handbook["travel.md"])
-    question = question_add(conversation=conversation_start(owner=user), user=user, text=HOTEL)
+    question = question_add(conversation=None, user=user, text=HOTEL)
     answer = answer_create(question=question, user=user)
     assert SECRET in answer.text and answer.documents == [handbook["travel.md"].pk]
     return {"user": user, "group": travellers, "answer": answer}
@@ -139,9 +140,7 @@ def test_the_feedback_admin_lists_only_feedback_on_answers_the_viewer_may_read(
     feedback_record(answer=reader["answer"], user=reader["user"], helpful=True, comment="hotel")
     asker = UserFactory()
     assign_perm("view_document", asker, handbook["leave.md"])
-    leave_question = question_add(
-        conversation=conversation_start(owner=asker), user=asker, text="How much annual leave?"
-    )
+    leave_question = question_add(conversation=None, user=asker, text="How much annual leave?")
     leave = answer_create(question=leave_question, user=asker)
     feedback_record(answer=leave, user=asker, helpful=False, comment="leave")
     staff = UserFactory(is_staff=True)

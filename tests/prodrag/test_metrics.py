@@ -6,11 +6,12 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from chat.services import answer_create, conversation_start, question_add
+from chat.services import answer_create
 from documents.models import Document
 from documents.services.ingestion import documents_ingest
 from documents.services.uploads import document_create
 from retrieval.selectors import passages_search
+from tests.chat.asking import question_add
 from tests.documents.factories import CollectionFactory
 from tests.handbook import ingest
 
@@ -37,8 +38,7 @@ def test_search_answer_and_ingestion_move_their_metrics(
 ):
     before = scrape()
     passages_search(user=boss, query="annual leave", k=3)
-    conversation = conversation_start(owner=boss)
-    question = question_add(conversation=conversation, user=boss, text="Annual leave?", scope=())
+    question = question_add(conversation=None, user=boss, text="Annual leave?", scope=())
     answer_create(question=question, user=boss)
     with django_capture_on_commit_callbacks(execute=True):
         ingest(CollectionFactory(owner=boss), "gym.md", "# Gym\n\nThe gym opens at six.")

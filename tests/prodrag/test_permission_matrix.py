@@ -22,12 +22,13 @@ from guardian.shortcuts import assign_perm
 
 from accounts.models import AuditEvent
 from chat.models import Feedback, Message
-from chat.services import answer_create, conversation_start, feedback_record, question_add
+from chat.services import answer_create, feedback_record
 from chat.views import QUALITY_TABLES
 from documents.models import Chunk, Collection, Document
 from retrieval.models import EvaluationRun, EvaluationSet
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client
+from tests.chat.asking import question_add
 from tests.documents.factories import CollectionFactory
 from tests.handbook import ingest
 
@@ -116,14 +117,12 @@ def world(db):
         (boss, "What is the budget, and when does the merger close?"),
         (users["manager"], "How big is the budget?"),
     ):
-        asked = question_add(
-            conversation=conversation_start(owner=asker), user=asker, text=question
-        )
+        asked = question_add(conversation=None, user=asker, text=question)
         answer = answer_create(question=asked, user=asker)
         feedback_record(answer=answer, user=asker, helpful=True, comment="useful")
     # A question over the board alone that its documents do not answer (a knowledge gap
     # named after the board), and an evaluation set with a run over each collection.
-    asked = question_add(conversation=conversation_start(owner=boss), user=boss,
+    asked = question_add(conversation=None, user=boss,
                          text="Who won the 1998 football world cup?", scope=[q.pk])  # fmt: skip
     answer_create(question=asked, user=boss)
     for collection in (x, y, q):

@@ -4,11 +4,12 @@ answers, and the response says so."""
 import pytest
 from django.conf import settings as django_settings
 
-from chat.services import answer_create, conversation_start, question_add
+from chat.services import answer_create
 from documents.embedding import EmbeddingUnavailable
 from retrieval import selectors, statement
 from retrieval.selectors import FALLBACK_WARNING, passages_search
 from tests.api import api_client
+from tests.chat.asking import question_add
 
 pytestmark = pytest.mark.django_db
 
@@ -81,9 +82,7 @@ def test_the_api_flags_a_full_text_only_result(handbook, embedder_down):
 
 def test_an_answer_from_full_text_alone_says_so(handbook, embedder_down):
     owner = handbook["leave.md"].owner
-    question = question_add(
-        conversation=conversation_start(owner=owner), user=owner, text=QUESTION, scope=()
-    )
+    question = question_add(conversation=None, user=owner, text=QUESTION, scope=())
     answer = answer_create(question=question, user=owner)
     assert answer.notice.startswith(FALLBACK_WARNING)
     assert "27 days" in answer.text
