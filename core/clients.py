@@ -6,7 +6,8 @@ deployment declares its proxies (settings.TRUSTED_PROXIES) and the request came 
 them; the header is then read from its right end, each hop a declared proxy added, to the
 first address that is not a proxy: the one the outermost trusted proxy saw. Whatever a client
 puts further left is never reached. Without declared proxies the socket's address is the
-client's (docs/operations.md, "Behind a proxy").
+client's (docs/operations.md, "Behind a proxy"). The same declaration decides whose
+`X-Forwarded-Proto` is believed (ForwardedProto).
 """
 
 from __future__ import annotations
@@ -36,17 +37,17 @@ def _address(raw: str) -> Address | None:
     return address
 
 
+def _trusted(address: Address, proxies: tuple[Network, ...]) -> bool:
+    return any(address in network for network in proxies)
+
+
 def client_address(request) -> str | None:
     """The client's IP address as text, or None when the socket gave none that parses."""
     peer = _address(request.META.get("REMOTE_ADDR") or "")
     if peer is None:
         return None
     proxies = _networks(tuple(settings.TRUSTED_PROXIES))
-
-    def trusted(address: Address) -> bool:
-        return any(address in network for network in proxies)
-
-    if not proxies or not trusted(peer):
+    if not _trusted(peer, proxies):
         return str(peer)
     hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
     client = peer
@@ -55,6 +56,23 @@ def client_address(request) -> str | None:
         if hop is None:
             break  # a garbled entry: nothing left of it can be vouched for
         client = hop
-        if not trusted(hop):
+        if not _trusted(hop, proxies):
             break
     return str(client)
+
+
+class ForwardedProto:
+    """Middleware, first of all: where proxies are declared, an `X-Forwarded-Proto` from anyone
+    else is dropped before Django reads it (SECURE_PROXY_SSL_HEADER, with
+    PRODRAG_BEHIND_TLS_PROXY), so that a client cannot call its plain request HTTPS."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        proxies = _networks(tuple(settings.TRUSTED_PROXIES))
+        if proxies and "HTTP_X_FORWARDED_PROTO" in request.META:
+            peer = _address(request.META.get("REMOTE_ADDR") or "")
+            if peer is None or not _trusted(peer, proxies):
+                del request.META["HTTP_X_FORWARDED_PROTO"]
+        return self.get_response(request)

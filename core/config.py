@@ -176,7 +176,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PRODRAG_BEHIND_TLS_PROXY",
         False,
-        "Trust the `X-Forwarded-Proto` header of a TLS-terminating reverse proxy.",
+        "Trust the `X-Forwarded-Proto` header of a TLS-terminating reverse proxy: only from "
+        "the proxies of `PRODRAG_TRUSTED_PROXIES` when they are declared (declare them), from "
+        "any client otherwise.",
         parse_bool,
     ),
     Setting(

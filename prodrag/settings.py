@@ -90,6 +90,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.clients.ForwardedProto",
     "core.health.HealthProbes",
     "core.logs.RequestId",
     "core.tracing.RequestSpan",

@@ -45,3 +45,23 @@ def test_client_address(settings, proxies, peer, forwarded, expected):
 def test_a_socket_without_an_address_gives_none(settings):
     settings.TRUSTED_PROXIES = []
     assert client_address(_request("")) is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("peer", "redirected"),
+    [("192.0.2.1", True), ("10.0.0.2", False)],
+)
+def test_only_a_declared_proxy_may_call_a_request_https(client, settings, peer, redirected):
+    """GIVEN a TLS proxy declared (PRODRAG_BEHIND_TLS_PROXY, PRODRAG_TRUSTED_PROXIES) and HTTPS
+    required WHEN a plain request says X-Forwarded-Proto: https THEN it counts as HTTPS only
+    from the declared proxy; anyone else is sent to HTTPS."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/accounts/login/", REMOTE_ADDR=peer, HTTP_X_FORWARDED_PROTO="https")
+    assert (response.status_code == 301 and response["Location"].startswith("https://")) == (
+        redirected
+    )
+    if not redirected:
+        assert response.status_code == 200
