@@ -133,9 +133,10 @@ def audit_readable(*, viewer: User, refs: set[tuple[str, int]]) -> set[tuple[str
 
 def _audit_refs(event) -> set[tuple[str, int]]:
     # An ask's query rewritten from earlier answers names their documents in `derived_from`.
-    derived = event.details.get("derived_from", []) if isinstance(event.details, dict) else []
-    documents = (*event.returned_documents, *event.cited_documents, *derived)
-    refs = {("document", pk) for pk in documents if isinstance(pk, int)}
+    derived = event.details.get("derived_from", [])
+    refs = {
+        ("document", pk) for pk in (*event.returned_documents, *event.cited_documents, *derived)
+    }
     if event.target_type in ("document", "collection") and event.target_id is not None:
         refs.add((event.target_type, event.target_id))
     return refs

@@ -379,9 +379,15 @@ def feedback_evaluation_set_register(
     judged: dict[str, dict[int, int]] = {}
     queries: dict[str, str] = {}
     feedback = Feedback.objects.select_related("message__question").order_by("pk")
+    inside: set[int] = set()
     if collection is not None:
-        feedback = feedback.filter(message__question__reach=[collection.pk])
-        inside = set(Document.objects.filter(collection=collection).values_list("pk", flat=True))
+        feedback = list(feedback.filter(message__question__reach=[collection.pk]))
+        # The rewritten queries' source documents that are in the set's collection.
+        derived = {
+            pk for r in feedback if r.message.question for pk in r.message.question.derived_from
+        }
+        in_collection = Document.objects.filter(pk__in=derived, collection=collection)
+        inside = set(in_collection.values_list("pk", flat=True))
     for rating in feedback:
         answer = rating.message
         if answer.question is None:

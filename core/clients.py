@@ -37,16 +37,23 @@ def _address(raw: str) -> Address | None:
     return address
 
 
+def _proxies() -> tuple[Network, ...]:
+    return _networks(tuple(settings.TRUSTED_PROXIES))
+
+
 def _trusted(address: Address, proxies: tuple[Network, ...]) -> bool:
     return any(address in network for network in proxies)
 
 
+def _peer(request) -> Address | None:
+    return _address(request.META.get("REMOTE_ADDR") or "")
+
+
 def client_address(request) -> str | None:
     """The client's IP address as text, or None when the socket gave none that parses."""
-    peer = _address(request.META.get("REMOTE_ADDR") or "")
+    peer, proxies = _peer(request), _proxies()
     if peer is None:
         return None
-    proxies = _networks(tuple(settings.TRUSTED_PROXIES))
     if not _trusted(peer, proxies):
         return str(peer)
     hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
@@ -70,9 +77,9 @@ class ForwardedProto:
         self.get_response = get_response
 
     def __call__(self, request):
-        proxies = _networks(tuple(settings.TRUSTED_PROXIES))
+        proxies = _proxies()
         if proxies and "HTTP_X_FORWARDED_PROTO" in request.META:
-            peer = _address(request.META.get("REMOTE_ADDR") or "")
+            peer = _peer(request)
             if peer is None or not _trusted(peer, proxies):
                 del request.META["HTTP_X_FORWARDED_PROTO"]
         return self.get_response(request)
