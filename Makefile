@@ -84,7 +84,16 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium chromium-driver || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
-test: install $(CHROMIUM)
+# Debian's OpenLDAP server for the directory tests (tests/accounts/slapd.py), installed once;
+# the tests start their own on a loopback port, never the system's.
+SLAPD := /usr/sbin/slapd
+
+$(SLAPD):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd || \
+		{ $(SUDO) apt-get update -q && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd; }
+
+test: install $(CHROMIUM) $(SLAPD)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache

@@ -1,13 +1,115 @@
+from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
+from django.contrib.auth.models import Group
 from django.http import HttpResponse
 from django.utils import timezone
 
-from accounts.models import ApiToken, AuditEvent, User
+from accounts.models import ApiToken, AuditEvent, DirectorySync, ExternalIdentity, User
 from accounts.selectors import audit_readable, audit_redact, audit_write
 from accounts.services import token_revoke
 
-admin.site.register(User, UserAdmin)
+DIRECTORY_OWNS = (
+    "{group} is a directory group ({directory}): the directory decides its members, and its "
+    "next sync or sign-in would undo a change made here. Change it in the directory."
+)
+
+
+class DirectoryUserForm(UserChangeForm):
+    """Memberships of directory groups are the directory's: a hand change to them is refused,
+    saying so; groups given by hand stay editable."""
+
+    def clean_groups(self):
+        chosen = set(self.cleaned_data["groups"])
+        held = set(self.instance.groups.all()) if self.instance.pk else set()
+        for group in chosen ^ held:
+            if hasattr(group, "directory"):
+                raise forms.ValidationError(
+                    DIRECTORY_OWNS.format(
+                        group=group.name, directory=group.directory.get_directory_display()
+                    )
+                )
+        return self.cleaned_data["groups"]
+
+
+class ExternalIdentityInline(admin.TabularInline):
+    model = ExternalIdentity
+    fields = readonly_fields = ["directory", "subject"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Directories (they set this user's directory groups and, for LDAP "
+    verbose_name_plural += "and SCIM, whether the user is active: a change here is undone)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(User)
+class DirectoryAwareUserAdmin(UserAdmin):
+    form = DirectoryUserForm
+    inlines = [ExternalIdentityInline]
+    list_display = [*UserAdmin.list_display, "is_active", "directories"]
+    list_filter = [*UserAdmin.list_filter, "identities__directory"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("identities")
+
+    @admin.display(description="directories")
+    def directories(self, obj: User) -> str:
+        return ", ".join(i.directory for i in obj.identities.all()) or "local"
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class DirectoryAwareGroupAdmin(GroupAdmin):
+    """A directory group's name is its directory's, and it is not deleted here (the next sync
+    would create it again, without its grants)."""
+
+    list_display = ["name", "source"]
+    list_filter = ["directory__directory"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("directory")
+
+    @admin.display(description="source")
+    def source(self, obj: Group) -> str:
+        marked = getattr(obj, "directory", None)
+        return f"{marked.get_directory_display()} (members set by it)" if marked else "by hand"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["name"] if obj is not None and hasattr(obj, "directory") else []
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and hasattr(obj, "directory"):
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(DirectorySync)
+class DirectorySyncAdmin(admin.ModelAdmin):
+    """The LDAP sync's runs: what each found and changed, or why it changed nothing."""
+
+    list_display = [
+        "started_at",
+        "outcome",
+        "users_seen",
+        "groups_seen",
+        "users_created",
+        "users_deactivated",
+        "memberships_added",
+        "memberships_removed",
+    ]
+    list_filter = ["outcome"]
+    readonly_fields = [f.name for f in DirectorySync._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ApiToken)

@@ -1,16 +1,137 @@
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class User(AbstractUser):
     """A person or integration that reads documents; knowledge managers are staff users."""
 
+    session_generation = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Raised to end every session of the user at once (accounts.directory).",
+    )
+
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
+
+    def get_session_auth_hash(self) -> str:
+        """Django checks each session's copy of this hash on every request, so changing it ends
+        them all, in any session store. Generation 0 keeps Django's own hash: no session ended
+        when this field came."""
+        if not self.session_generation:
+            return super().get_session_auth_hash()
+        return salted_hmac(
+            "prodrag.accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            algorithm="sha256",
+        ).hexdigest()
+
+
+class Directory(models.TextChoices):
+    """Where users and groups come from besides the admin (docs/identity.md)."""
+
+    LDAP = "ldap", "LDAP / Active Directory"
+    OIDC = "oidc", "OpenID Connect"
+    SCIM = "scim", "SCIM provisioning"
+
+
+class ExternalIdentity(models.Model):
+    """The user as a directory knows them. A user with one is directory-managed: the directory
+    decides their groups of that directory (and, for LDAP and SCIM, whether they are active).
+    A local account without one is never taken over by a directory user of the same name."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="identities")
+    directory = models.CharField(max_length=4, choices=Directory.choices)
+    subject = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="LDAP: the entry's id attribute (entryUUID, objectGUID); OpenID Connect: "
+        "`sub`; SCIM: `externalId` (may be empty).",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "directory"], name="one_identity_per_directory"
+            ),
+            models.UniqueConstraint(
+                fields=["directory", "subject"],
+                condition=~models.Q(subject=""),
+                name="unique_directory_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.get_directory_display()} ({self.subject or '-'})"
+
+
+class DirectoryGroup(models.Model):
+    """Marks a group as a directory's: its members are set by that directory (sync, SCIM or
+    the sign-in's groups claim), not by hand. Grants to it work like grants to any group."""
+
+    group = models.OneToOneField(
+        Group, on_delete=models.CASCADE, primary_key=True, related_name="directory"
+    )
+    directory = models.CharField(max_length=4, choices=Directory.choices)
+    external_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="LDAP: the entry's id attribute; OpenID Connect: the claim's value; SCIM: "
+        "`externalId` (may be empty).",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["directory", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="unique_directory_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} ({self.get_directory_display()})"
+
+
+class DirectorySync(models.Model):
+    """One run of the LDAP directory sync (accounts.ldap): what it found and changed, or why
+    it changed nothing."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed: the directory did not answer in full; nothing changed"
+        HELD = "held", "held: more removals than PRODRAG_LDAP_MAX_REMOVAL_SHARE; nothing changed"
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.RUNNING)
+    users_seen = models.PositiveIntegerField(default=0)
+    groups_seen = models.PositiveIntegerField(default=0)
+    users_created = models.PositiveIntegerField(default=0)
+    users_updated = models.PositiveIntegerField(default=0)
+    users_deactivated = models.PositiveIntegerField(default=0)
+    users_reactivated = models.PositiveIntegerField(default=0)
+    groups_created = models.PositiveIntegerField(default=0)
+    memberships_added = models.PositiveIntegerField(default=0)
+    memberships_removed = models.PositiveIntegerField(default=0)
+    conflicts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Directory users skipped: a local account of the same username exists.",
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"directory sync {self.started_at:%Y-%m-%d %H:%M:%S}: {self.outcome}"
 
 
 class ApiToken(models.Model):
@@ -69,6 +190,14 @@ class AuditEvent(models.Model):
         MEMBERSHIP_REMOVE = "membership.remove", "user removed from group"
         TOKEN_CREATE = "token.create", "API token created"
         TOKEN_REVOKE = "token.revoke", "API token revoked"
+        SIGNIN = "signin", "signed in"
+        SIGNIN_FAILED = "signin.failed", "sign-in refused"
+        USER_CREATE = "user.create", "user created by a directory"
+        USER_DEPROVISION = "user.deprovision", "user removed by a directory"
+        GROUP_CREATE = "group.create", "directory group created"
+        GROUP_UPDATE = "group.update", "directory group renamed"
+        GROUP_DELETE = "group.delete", "directory group deleted"
+        DIRECTORY_SYNC = "directory.sync", "directory sync"
 
     class Via(models.TextChoices):
         API = "api", "API"
@@ -76,6 +205,8 @@ class AuditEvent(models.Model):
         ADMIN = "admin", "admin"
         COMMAND = "command", "management command"
         SYSTEM = "system", "system (no person)"
+        SCIM = "scim", "SCIM provisioning"
+        SYNC = "sync", "directory sync"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(

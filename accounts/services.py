@@ -111,7 +111,17 @@ def audit_origin(origin: AuditOrigin) -> Iterator[None]:
         _origin.reset(token)
 
 
-def audit_record(
+def audit_record(**event) -> AuditEvent:
+    """Record one audited action (audit_event's keyword arguments).
+
+    Locks: none; joins the caller's transaction, so the record commits or rolls back with the
+    change it describes."""
+    record = audit_event(**event)
+    record.save()
+    return record
+
+
+def audit_event(
     *,
     action: str,
     actor: User | None = None,
@@ -122,12 +132,10 @@ def audit_record(
     cited: Iterable[tuple[int, int]] = (),
     details: dict | None = None,
 ) -> AuditEvent:
-    """Record one audited action. `actor`: by default the user of the current origin's request;
-    `returned` and `cited`: (document id, chunk id) pairs in rank order. Query and answer are
-    desensitised here, so no caller can forget it.
-
-    Locks: none; joins the caller's transaction, so the record commits or rolls back with the
-    change it describes."""
+    """One audited action, unsaved (audit_record saves it; a caller writing many uses
+    `AuditEvent.objects.bulk_create`). `actor`: by default the user of the current origin's
+    request; `returned` and `cited`: (document id, chunk id) pairs in rank order. Query and
+    answer are desensitised here, so no caller can forget it."""
     origin = audit_origin_current()
     request = origin.request
     token_prefix, client_ip = "", None
@@ -138,7 +146,7 @@ def audit_record(
         if actor is None and getattr(request.user, "is_authenticated", False):
             actor = request.user
     returned, cited = list(returned), list(cited)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=actor,
         actor_name=actor.get_username() if actor else "",
         via=origin.via,

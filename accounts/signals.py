@@ -1,13 +1,16 @@
 """Audit changes of who may do what that are made on users and groups: group membership,
 model-level permissions, and the staff, superuser and active flags (a superuser reads every
-document). Object grants are audited where the objects live (documents.signals)."""
+document); and sign-ins, accepted or refused. Object grants are audited where the objects live
+(documents.signals)."""
 
 from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import m2m_changed, post_save, pre_save
 from django.dispatch import receiver
 
 from accounts.models import AuditEvent, User
 from accounts.services import audit_diff, audit_record, audit_snapshot
+from accounts.signin import signin_method, signin_record
 
 _USER_ACCESS = ("is_active", "is_staff", "is_superuser")
 
@@ -34,10 +37,16 @@ def membership_changed(sender, instance, action, reverse, pk_set, **kwargs):
     pairs = (
         [(user, instance) for user in User.objects.filter(pk__in=pk_set)]
         if reverse
-        else [(instance, group) for group in Group.objects.filter(pk__in=pk_set)]
+        else [
+            (instance, group)
+            for group in Group.objects.filter(pk__in=pk_set).select_related("directory")
+        ]
     )
     for user, group in pairs:
-        audit_record(action=kind, target=user, details={"group": group.name})
+        details = {"group": group.name}
+        if hasattr(group, "directory"):
+            details["directory"] = group.directory.directory
+        audit_record(action=kind, target=user, details=details)
 
 
 @receiver(m2m_changed, sender=User.user_permissions.through)
@@ -74,3 +83,20 @@ def user_saved(sender, instance, created, **kwargs):
         return
     if changes := audit_diff(instance._audit_before, instance, _USER_ACCESS):
         audit_record(action=AuditEvent.Action.USER_UPDATE, target=instance, details=changes)
+
+
+@receiver(user_logged_in)
+def signed_in(sender, request, user, **kwargs):
+    signin_record(method=signin_method(getattr(user, "backend", "")), user=user)
+
+
+@receiver(user_login_failed)
+def signin_failed(sender, credentials, request=None, **kwargs):
+    """A refused password sign-in (local or directory). The directory's backend leaves its own
+    reason on the request (accounts.ldap)."""
+    refusal = getattr(request, "signin_refusal", None)
+    signin_record(
+        method=refusal.method if refusal else "password",
+        username=credentials.get("username", ""),
+        reason=refusal.reason if refusal else "wrong username or password",
+    )

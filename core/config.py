@@ -645,6 +645,139 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_DIRECTORY_GROUPS",
+        ".+",
+        "Regular expression a directory group's name must match in full to become a prodrag "
+        "group (LDAP sync, the OpenID groups claim, SCIM), e.g. `prodrag-.*`. Other groups "
+        "grant nothing: they are not created, and SCIM is told so.",
+    ),
+    Setting(
+        "PRODRAG_OIDC_ISSUER",
+        "",
+        "OpenID Connect issuer URL (its `/.well-known/openid-configuration` is read on first "
+        "use). Empty: no single sign-on.",
+    ),
+    Setting("PRODRAG_OIDC_CLIENT_ID", "", "The client id registered with the OpenID provider."),
+    Setting(
+        "PRODRAG_OIDC_CLIENT_SECRET",
+        None,
+        "The client's secret (secret; or `PRODRAG_OIDC_CLIENT_SECRET_FILE`). Unset: a public "
+        "client, PKCE alone.",
+        secret=True,
+    ),
+    Setting("PRODRAG_OIDC_SCOPES", "openid email profile", "Scopes asked for at sign-in."),
+    Setting(
+        "PRODRAG_OIDC_GROUPS_CLAIM",
+        "groups",
+        "Claim (ID token or userinfo) that lists the user's groups; it sets their OpenID "
+        "directory groups at each sign-in. Empty: groups come from LDAP or SCIM only.",
+    ),
+    Setting(
+        "PRODRAG_OIDC_USERNAME_CLAIM",
+        "preferred_username",
+        "Claim that names the prodrag user (`email`, `upn` for Entra ID).",
+    ),
+    Setting(
+        "PRODRAG_OIDC_SIGN_ALGORITHM",
+        "RS256",
+        "The algorithm the provider signs ID tokens with; a token signed otherwise is refused.",
+        parse_choice("rs256", "rs384", "rs512", "es256", "es384", "es512"),
+    ),
+    Setting(
+        "PRODRAG_OIDC_BUTTON",
+        "Sign in with single sign-on",
+        "Label of the sign-in page's single sign-on button.",
+    ),
+    Setting(
+        "PRODRAG_LDAP_URL",
+        "",
+        "LDAP or Active Directory server (`ldaps://dc1.corp.example:636`). Empty: no directory "
+        "sign-in or sync.",
+    ),
+    Setting(
+        "PRODRAG_LDAP_START_TLS",
+        False,
+        "Upgrade an `ldap://` connection with StartTLS.",
+        parse_bool,
+    ),
+    Setting(
+        "PRODRAG_LDAP_CA_FILE",
+        "",
+        "CA certificates (PEM) the directory's certificate is checked against; empty: the "
+        "system's.",
+    ),
+    Setting("PRODRAG_LDAP_BIND_DN", "", "The service account the sync and sign-in search with."),
+    Setting(
+        "PRODRAG_LDAP_BIND_PASSWORD",
+        None,
+        "The service account's password (secret; or `PRODRAG_LDAP_BIND_PASSWORD_FILE`).",
+        secret=True,
+    ),
+    Setting("PRODRAG_LDAP_USER_BASE", "", "Where users are searched (subtree)."),
+    Setting(
+        "PRODRAG_LDAP_USER_FILTER",
+        "(objectClass=person)",
+        "Which entries are users (AD: `(&(objectCategory=person)(objectClass=user))`).",
+    ),
+    Setting(
+        "PRODRAG_LDAP_DISABLED_FILTER",
+        "(userAccountControl:1.2.840.113556.1.4.803:=2)",
+        "Which users are disabled (default: Active Directory's ACCOUNTDISABLE bit). Empty: none.",
+    ),
+    Setting(
+        "PRODRAG_LDAP_USERNAME_ATTRIBUTE",
+        "uid",
+        "The attribute that is the prodrag username and the sign-in name (AD: `sAMAccountName`).",
+    ),
+    Setting(
+        "PRODRAG_LDAP_ID_ATTRIBUTE",
+        "entryUUID",
+        "A stable id of users and groups, kept across renames and moves (AD: `objectGUID`).",
+    ),
+    Setting("PRODRAG_LDAP_GROUP_BASE", "", "Where groups are searched (subtree)."),
+    Setting(
+        "PRODRAG_LDAP_GROUP_FILTER",
+        "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))",
+        "Which entries are groups; their `member` (or `uniqueMember`) values are users' or "
+        "other groups' DNs (nested groups).",
+    ),
+    Setting("PRODRAG_LDAP_GROUP_NAME_ATTRIBUTE", "cn", "The attribute that names a group."),
+    Setting(
+        "PRODRAG_LDAP_SYNC_SECONDS",
+        900,
+        "How often the directory sync runs (Celery beat); 0: only by `manage.py directory_sync`.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_LDAP_MAX_REMOVAL_SHARE",
+        0.1,
+        "A sync that would remove more than this share of directory memberships and active "
+        "directory users (a directory answering with an empty or cut-short list) changes "
+        "nothing, logs an error and counts `prodrag_directory_sync_held_total`; "
+        "`manage.py directory_sync --allow-removals` applies it after a look.",
+        parse_float,
+    ),
+    Setting(
+        "PRODRAG_LDAP_REMOVALS_ALWAYS_ALLOWED",
+        10,
+        "A sync removing this many or fewer memberships and users goes ahead whatever their "
+        "share (a small directory's ordinary changes).",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_LDAP_TIMEOUT",
+        10,
+        "Seconds to wait for the directory to connect or answer.",
+        parse_int,
+    ),
+    Setting(
+        "PRODRAG_SCIM_TOKEN",
+        None,
+        "Bearer token identity providers send to `/scim/v2/` (secret; or "
+        "`PRODRAG_SCIM_TOKEN_FILE`). Unset: no SCIM endpoint (404).",
+        secret=True,
+    ),
+    Setting(
         "CELERY_BROKER_URL",
         None,
         "Celery broker (secret; or `CELERY_BROKER_URL_FILE`), e.g. `redis://redis:6379/0`. Unset: "

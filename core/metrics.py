@@ -85,6 +85,18 @@ INGEST_FAILURES = Counter(
     "prodrag_ingestion_failures_total", "Documents that failed, by the stage they failed in.",
     ["stage"],
 )  # fmt: skip
+DIRECTORY_SYNCS = Counter(
+    "prodrag_directory_syncs_total",
+    "LDAP directory syncs by outcome: done, failed (the directory did not answer in full; "
+    "nothing changed) or held (too many removals; nothing changed).",
+    ["outcome"],
+)
+DIRECTORY_CHANGES = Counter(
+    "prodrag_directory_changes_total",
+    "Changes made by a directory (LDAP sync, SCIM, sign-in claims), by kind.",
+    ["directory", "change"],
+)
+SIGNINS = Counter("prodrag_signins_total", "Sign-ins by method and result.", ["method", "result"])
 QUALITY_REGRESSIONS = Counter(
     "prodrag_quality_regressions_total",
     "Evaluation runs whose nDCG@10 fell more than PRODRAG_QUALITY_DROP below the previous run "

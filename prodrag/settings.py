@@ -124,6 +124,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.views.single_sign_on",
             ],
         },
     },
@@ -198,8 +199,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- auth ---------------------------------------------------------------------------------------
 
 AUTH_USER_MODEL = "accounts.User"
+# Local passwords first: a break-glass account signs in without asking the directory.
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
+    "accounts.ldap.DirectoryBackend",
+    "accounts.oidc.OpenIdBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # Anonymous visitors never read documents; guardian need not create an anonymous user row.
@@ -214,6 +218,53 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat:home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- identity (docs/identity.md) -------------------------------------------------------------
+
+try:
+    DIRECTORY_GROUPS = re.compile(config["PRODRAG_DIRECTORY_GROUPS"])
+except re.error as exc:
+    raise ImproperlyConfigured(
+        f"PRODRAG_DIRECTORY_GROUPS is not a regular expression: {exc}"
+    ) from exc
+OIDC_ISSUER = config["PRODRAG_OIDC_ISSUER"].rstrip("/")
+if OIDC_ISSUER and not config["PRODRAG_OIDC_CLIENT_ID"]:
+    raise ImproperlyConfigured("PRODRAG_OIDC_ISSUER needs PRODRAG_OIDC_CLIENT_ID.")
+# mozilla-django-oidc's own settings; the provider's endpoints come from its discovery
+# document (accounts.oidc).
+OIDC_RP_CLIENT_ID = config["PRODRAG_OIDC_CLIENT_ID"]
+OIDC_RP_CLIENT_SECRET = config["PRODRAG_OIDC_CLIENT_SECRET"] or ""
+OIDC_RP_SCOPES = config["PRODRAG_OIDC_SCOPES"]
+OIDC_RP_SIGN_ALGO = config["PRODRAG_OIDC_SIGN_ALGORITHM"].upper()
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+OIDC_GROUPS_CLAIM = config["PRODRAG_OIDC_GROUPS_CLAIM"]
+OIDC_USERNAME_CLAIM = config["PRODRAG_OIDC_USERNAME_CLAIM"]
+OIDC_BUTTON = config["PRODRAG_OIDC_BUTTON"]
+LDAP = {
+    "url": config["PRODRAG_LDAP_URL"],
+    "start_tls": config["PRODRAG_LDAP_START_TLS"],
+    "ca_file": config["PRODRAG_LDAP_CA_FILE"],
+    "bind_dn": config["PRODRAG_LDAP_BIND_DN"],
+    "bind_password": config["PRODRAG_LDAP_BIND_PASSWORD"] or "",
+    "user_base": config["PRODRAG_LDAP_USER_BASE"],
+    "user_filter": config["PRODRAG_LDAP_USER_FILTER"],
+    "disabled_filter": config["PRODRAG_LDAP_DISABLED_FILTER"],
+    "username_attribute": config["PRODRAG_LDAP_USERNAME_ATTRIBUTE"],
+    "id_attribute": config["PRODRAG_LDAP_ID_ATTRIBUTE"],
+    "group_base": config["PRODRAG_LDAP_GROUP_BASE"],
+    "group_filter": config["PRODRAG_LDAP_GROUP_FILTER"],
+    "group_name_attribute": config["PRODRAG_LDAP_GROUP_NAME_ATTRIBUTE"],
+    "timeout": config["PRODRAG_LDAP_TIMEOUT"],
+}
+if LDAP["url"] and not (LDAP["user_base"] and LDAP["group_base"]):
+    raise ImproperlyConfigured("PRODRAG_LDAP_URL needs PRODRAG_LDAP_USER_BASE and _GROUP_BASE.")
+LDAP_SYNC_SECONDS = config["PRODRAG_LDAP_SYNC_SECONDS"]
+LDAP_MAX_REMOVAL_SHARE = config["PRODRAG_LDAP_MAX_REMOVAL_SHARE"]
+LDAP_REMOVALS_ALWAYS_ALLOWED = config["PRODRAG_LDAP_REMOVALS_ALWAYS_ALLOWED"]
+SCIM_TOKEN = config["PRODRAG_SCIM_TOKEN"]
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -445,6 +496,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 600.0,
     },
 }
+if LDAP["url"] and LDAP_SYNC_SECONDS:
+    CELERY_BEAT_SCHEDULE["sync-directory"] = {
+        "task": "accounts.tasks.directory_sync_run",
+        "schedule": float(LDAP_SYNC_SECONDS),
+    }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "run" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "prodrag.celery:AliveScheduler"
 BEAT_ALIVE_FILE = _project_path(config["PRODRAG_BEAT_ALIVE_FILE"])
