@@ -101,9 +101,13 @@ class OpenIdBackend(OIDCAuthenticationBackend):
             raise SigninRefused(_provider_error(exc.response)) from exc
         except requests.RequestException as exc:
             raise SigninRefused(f"the sign-in provider did not answer ({exc})") from exc
+
+    def verify_token(self, token, **kwargs):
+        try:
+            return super().verify_token(token, **kwargs)
         except SuspiciousOperation as exc:
-            # The parent's own checks: the nonce (a replayed or foreign token) and the
-            # signing algorithm and key.
+            # The parent's own checks: the nonce (a replayed or foreign token), the signing
+            # key's presence in the provider's JWKS.
             raise SigninRefused(f"the ID token was refused: {exc}") from exc
 
     def _verify_jws(self, payload, key):

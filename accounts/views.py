@@ -57,7 +57,9 @@ class SingleSignOnDone(OIDCAuthenticationCallbackView):
         if not settings.OIDC_ISSUER:
             raise Http404("No single sign-on is configured.")
         if request.GET.get("error"):
-            super().get(request)  # forgets the state
+            states = request.session.get("oidc_states", {})
+            if states.pop(request.GET.get("state"), None) is not None:
+                request.session.save()  # a refused sign-in's state is not used again
             detail = request.GET.get("error_description") or request.GET["error"]
             return _refused(request, f"the provider refused: {detail}")
         if "oidc_states" not in request.session or "state" not in request.GET:
