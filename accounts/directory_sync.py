@@ -8,8 +8,8 @@ more than PRODRAG_LDAP_MAX_REMOVAL_SHARE of directory memberships and active dir
 (and more than PRODRAG_LDAP_REMOVALS_ALWAYS_ALLOWED) is held: nothing changes, an error is
 logged and counted, until `manage.py directory_sync --allow-removals` applies it.
 
-What a run changes, it changes in one transaction and in bulk (a first sync of 10,000 users
-takes seconds: docs/benchmarks.md): users created and linked, renamed, deactivated (sessions
+What a run changes, it changes in one transaction and in bulk (docs/benchmarks.md, "Directory
+sync", for 10,000 users): users created and linked, renamed, deactivated (sessions
 ended, tokens revoked: accounts.directory.user_active_set) or reactivated; groups created and
 renamed; memberships of the directory's groups added and removed, each one audited.
 """
@@ -175,6 +175,13 @@ def _plan(snapshot: Snapshot) -> _Plan:
             plan.deactivate.add(row["user_id"])
         elif not person.disabled and not row["user__is_active"]:
             plan.reactivate.add(row["user_id"])
+    # A rename onto a username another user holds waits (the directory may be mid-swap).
+    renamed = {changed["username"] for _, changed in plan.profile_updates if "username" in changed}
+    held = set(User.objects.filter(username__in=renamed).values_list("username", flat=True))
+    for _, changed in plan.profile_updates:
+        if changed.get("username") in held:
+            del changed["username"]
+    plan.profile_updates = [(pk, changed) for pk, changed in plan.profile_updates if changed]
     for subject, row in identities.items():
         if subject not in seen and row["user__is_active"]:
             plan.deactivate.add(row["user_id"])  # gone from the directory

@@ -479,6 +479,7 @@ CELERY_TASK_ROUTES = {
     "documents.tasks.documents_process": {"queue": INGESTION_QUEUE},
     "documents.tasks.documents_requeue": {"queue": MAINTENANCE_QUEUE},
     "accounts.tasks.audit_events_purge": {"queue": MAINTENANCE_QUEUE},
+    "accounts.tasks.directory_sync_run": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.collections_calibrate": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.evaluation_set_run": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.evaluation_sets_run_due": {"queue": MAINTENANCE_QUEUE},

@@ -157,6 +157,19 @@ def test_replicas_are_databases_of_the_same_name_read_only_in_tests(env):
         ]
 
 
+def test_the_directory_sync_is_scheduled_only_with_a_directory_and_an_interval():
+    show = (
+        "from django.conf import settings as s; print(s.CELERY_BEAT_SCHEDULE.get('sync-directory'))"
+    )
+    directory = {"PRODRAG_LDAP_URL": "ldaps://dc1", "PRODRAG_LDAP_USER_BASE": "ou=p",
+                 "PRODRAG_LDAP_GROUP_BASE": "ou=g", "PRODRAG_LDAP_SYNC_SECONDS": "120"}  # fmt: skip
+    scheduled = _manage("shell", "-c", show, **directory)
+    assert "'accounts.tasks.directory_sync_run', 'schedule': 120.0" in scheduled.stdout
+    assert _manage("shell", "-c", show).stdout.strip().endswith("None")
+    off = _manage("shell", "-c", show, **directory | {"PRODRAG_LDAP_SYNC_SECONDS": "0"})
+    assert off.stdout.strip().endswith("None")
+
+
 def test_database_url_of_another_kind_is_refused_with_a_message():
     result = _manage("check", DATABASE_URL="mysql://root@localhost/prodrag")
     assert result.returncode != 0
@@ -171,6 +184,10 @@ def test_database_url_of_another_kind_is_refused_with_a_message():
         ({"PRODRAG_EMBEDDING_PROVIDER": "openai"}, "needs PRODRAG_EMBEDDING_API_BASE"),
         ({"PRODRAG_PII_MASK": "email,passport"}, "PRODRAG_PII_MASK: unknown kind(s) passport"),
         ({"PRODRAG_PII_EXTRA": "EMP-(\\d+"}, "PRODRAG_PII_EXTRA is not a valid regular"),
+        ({"PRODRAG_DIRECTORY_GROUPS": "prodrag-(.*"}, "PRODRAG_DIRECTORY_GROUPS is not a"),
+        ({"PRODRAG_OIDC_ISSUER": "https://idp.example"}, "needs PRODRAG_OIDC_CLIENT_ID"),
+        ({"PRODRAG_LDAP_URL": "ldaps://dc1"}, "needs PRODRAG_LDAP_USER_BASE and _GROUP_BASE"),
+        ({"PRODRAG_OIDC_SIGN_ALGORITHM": "HS256"}, "PRODRAG_OIDC_SIGN_ALGORITHM (from the"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_at_start(env, message):
