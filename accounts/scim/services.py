@@ -140,14 +140,19 @@ def scim_group_create(*, fields: GroupFields) -> Group:
     with transaction.atomic():
         if scim_groups().filter(name=fields.display_name).exists():
             raise ScimError(409, f"The group {fields.display_name!r} exists.", "uniqueness")
+        if (
+            fields.external_id
+            and DirectoryGroup.objects.filter(
+                directory=SCIM, external_id=fields.external_id
+            ).exists()
+        ):
+            raise ScimError(409, f"externalId {fields.external_id!r} exists.", "uniqueness")
         try:
             group = directory_group_ensure(
                 directory=SCIM, external_id=fields.external_id, name=fields.display_name
             )
         except IdentityRefused as exc:
             raise invalid(str(exc)) from exc
-        if group.user_set.exists():
-            raise ScimError(409, f"externalId {fields.external_id!r} exists.", "uniqueness")
         _members_set(group, fields.members or ())
         return group
 

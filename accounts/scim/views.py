@@ -113,10 +113,11 @@ class Users(ScimView):
             )  # fmt: skip
             if field == "pk" and not value.isdigit():
                 users = users.none()
+            elif field == "identities__subject":
+                # One filter() call: the subject of the SCIM identity, not of another one.
+                users = users.filter(identities__directory=services.SCIM, **{field: value})
             else:
                 users = users.filter(**{field: value})
-                if field == "identities__subject":
-                    users = users.filter(identities__directory=services.SCIM)
         return self.page(
             request, users, lambda u: services.user_resource(u, _location(request, "Users", u.pk))
         )

@@ -177,9 +177,10 @@ def test_a_directory_answering_with_far_fewer_memberships_is_held_and_changes_no
     assert applied.memberships_removed == len(before)
 
 
-def test_an_unreachable_directory_is_recorded_retried_and_removes_nobody(directory, settings):
+def test_an_unreachable_directory_is_recorded_retried_and_removes_nobody(directory, caplog):
     directory_sync()
     before = set(User.groups.through.objects.values_list("user_id", "group_id"))
+    failures = metrics.DIRECTORY_SYNCS.labels("failed")._value.get()
     directory.stop()
 
     with pytest.raises(DirectoryUnavailable):
@@ -190,6 +191,10 @@ def test_an_unreachable_directory_is_recorded_retried_and_removes_nobody(directo
     failed = DirectorySync.objects.filter(outcome=DirectorySync.Outcome.FAILED)
     assert failed.count() == 1 + 1 + directory_sync_run.max_retries
     assert "Connection refused" in failed.first().error
+    assert metrics.DIRECTORY_SYNCS.labels("failed")._value.get() == failures + failed.count()
+    logged = [r for r in caplog.records if r.name == "prodrag.accounts.directory_sync"]
+    assert len(logged) == failed.count() and all(r.levelname == "ERROR" for r in logged)
+    assert "nothing changed" in logged[0].getMessage()
     assert set(User.groups.through.objects.values_list("user_id", "group_id")) == before
     assert User.objects.filter(identities__directory="ldap", is_active=True).count() == 4
 

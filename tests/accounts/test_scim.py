@@ -280,3 +280,16 @@ def test_scim_never_takes_over_a_local_account_or_a_second_user_of_one_name(scim
     assert scim("post", "Groups", {"schemas": [GROUP], "displayName": "Ops"}).status_code == 201
     assert scim("post", "Groups", {"schemas": [GROUP], "displayName": "Ops"}).status_code == 409
     assert DirectoryGroup.objects.count() == 1
+
+
+def test_filters_and_conflicts_look_at_scims_own_ids_only(scim):
+    """An OpenID `sub` equal to a SCIM filter's externalId is another directory's id."""
+    anna_id = scim("post", "Users", entra_user("anna")).json()["id"]
+    ExternalIdentity.objects.create(user_id=anna_id, directory="oidc", subject="sub-42")
+    assert scim("get", 'Users?filter=externalId eq "sub-42"').json()["totalResults"] == 0
+    assert scim("get", 'Users?filter=externalId eq "anna"').json()["totalResults"] == 1
+    group = {"schemas": [GROUP], "displayName": "Ops", "externalId": "g-1"}
+    assert scim("post", "Groups", group).status_code == 201
+    again = scim("post", "Groups", group | {"displayName": "Ops two"})
+    assert again.status_code == 409 and "g-1" in again.json()["detail"]
+    assert Group.objects.get().name == "Ops"

@@ -9,6 +9,7 @@ import time
 import psutil
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
 
 from documents.models import ChunkEmbedding, Document
 from documents.services.queue import documents_enqueue
@@ -35,9 +36,9 @@ def hosts(settings, worker_media, tmp_path):
     for name in ("a", "b"):
         directory = tmp_path / name
         directory.mkdir()
-        worker = Worker(
-            worker_env(directory, worker_media), directory / "worker.log", name=name, queues=[QUEUE]
-        )
+        # Its database sessions carry its name, so that the test sees which documents it holds.
+        env = worker_env(directory, worker_media) | {"PGAPPNAME": f"worker-{name}"}
+        worker = Worker(env, directory / "worker.log", name=name, queues=[QUEUE])
         worker.start()
         workers.append(worker)
     yield workers
@@ -65,11 +66,16 @@ def _upload_burst(collection, owner, burst: int, *, twice: bool = True) -> list[
     return ids
 
 
-def _working(worker: Worker) -> bool:
-    """The worker has started a task it has not finished."""
-    log = worker.log.read_text()
-    started = len(re.findall(r"Task documents\.tasks\.documents_process\[.*\] received", log))
-    return started > len(re.findall(r"documents_process\[.*\] succeeded", log))
+def _holding_a_document(worker: Worker) -> bool:
+    """The worker is in the middle of a document: one of its sessions holds a document's
+    advisory lock (documents.services.queue), which dies with it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+            "WHERE locktype = 'advisory' AND granted AND application_name = %s",
+            [f"worker-{worker.name}"],
+        )
+        return cursor.fetchone()[0] > 0
 
 
 def _kill_host(worker: Worker) -> None:
@@ -94,7 +100,7 @@ def test_two_workers_index_every_burst_exactly_once_though_one_is_killed_mid_bat
     # The first burst once: the batch a dies with is delivered to nobody else.
     ids = _upload_burst(collection, owner, 0, twice=False)
     deadline = time.monotonic() + 120
-    while not (_working(a) and Document.objects.filter(status="ready").exists()):
+    while not _holding_a_document(a):
         assert time.monotonic() < deadline, "worker a never took a batch"
         time.sleep(0.1)
     _kill_host(a)
