@@ -8,6 +8,7 @@ the server cuts short raises: a partial read is never taken for the directory.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -101,8 +102,10 @@ def dn_normal(dn: str) -> str:
 
 def _connection(*, user: str | None = None, password: str | None = None) -> ldap3.Connection:
     conf = settings.LDAP
-    tls = ldap3.Tls(ca_certs_file=conf["ca_file"] or None, validate=2)  # ssl.CERT_REQUIRED
-    server = ldap3.Server(conf["url"], connect_timeout=conf["timeout"], tls=tls, get_info=None)
+    tls = ldap3.Tls(ca_certs_file=conf["ca_file"] or None, validate=ssl.CERT_REQUIRED)
+    server = ldap3.Server(
+        conf["url"], connect_timeout=conf["timeout"], tls=tls, get_info=ldap3.NONE
+    )
     connection = ldap3.Connection(
         server,
         user=conf["bind_dn"] if user is None else user,

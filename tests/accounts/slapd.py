@@ -134,7 +134,7 @@ class Slapd:
 
     def connection(self) -> ldap3.Connection:
         return ldap3.Connection(
-            ldap3.Server(self.url, get_info=None),
+            ldap3.Server(self.url, get_info=ldap3.NONE),
             ADMIN,
             ADMIN_PASSWORD,
             auto_bind=True,
