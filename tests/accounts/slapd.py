@@ -8,13 +8,19 @@ is the default filter, which the tests replace with this one)."""
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import ldap3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.processes import free_port
 
@@ -92,10 +98,15 @@ class Tree:
 class Slapd:
     """One slapd process; `start` loads `tree` first (slapadd, offline: fast for 10k people)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, tls: bool = False):
+        """`tls`: also serve LDAPS on `ldaps_url` (and StartTLS on `url`) with a certificate
+        for 127.0.0.1 signed by a CA of its own, written to `ca_file`."""
         self.root = root
         self.port = free_port()
         self.url = f"ldap://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.ldaps_url = f"ldaps://127.0.0.1:{free_port()}" if tls else ""
+        self.ca_file = root / "ca.pem"
         self.process: subprocess.Popen | None = None
 
     def start(self, tree: Tree) -> None:
@@ -104,14 +115,15 @@ class Slapd:
         shutil.rmtree(self.root, ignore_errors=True)
         (self.root / "data").mkdir(parents=True)
         config = self.root / "slapd.conf"
-        config.write_text(
-            _CONFIG.format(root=self.root, base=BASE, admin=ADMIN, password=ADMIN_PASSWORD)
-        )
+        text = _CONFIG.format(root=self.root, base=BASE, admin=ADMIN, password=ADMIN_PASSWORD)
+        if self.tls:
+            text = self._certificates() + text
+        config.write_text(text)
         ldif = self.root / "tree.ldif"
         ldif.write_text(tree.ldif())
         subprocess.run([SLAPADD, "-q", "-f", str(config), "-l", str(ldif)], check=True)
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(config), "-h", f"{self.url}/"],
+            [SLAPD, "-d", "0", "-f", str(config), "-h", f"{self.url}/ {self.ldaps_url}/".strip()],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -126,6 +138,49 @@ class Slapd:
                     raise RuntimeError(f"slapd exited: {stderr}") from exc
                 time.sleep(0.05)
         raise RuntimeError("slapd did not answer within 15 s")
+
+    def _certificates(self) -> str:
+        """A CA and a server certificate for 127.0.0.1 (PEM files), as slapd.conf lines."""
+        now = datetime.now(UTC)
+
+        def certificate(subject, issuer, key, signer, *, ca: bool):
+            builder = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(issuer)
+                .public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(now + timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            )
+            if not ca:
+                names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                         x509.DNSName("localhost")]  # fmt: skip
+                builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
+            return builder.sign(signer, hashes.SHA256())
+
+        def name(common: str) -> x509.Name:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+        ca_key, key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(2))
+        ca = certificate(name("test directory CA"), name("test directory CA"), ca_key, ca_key,
+                         ca=True)  # fmt: skip
+        server = certificate(name("127.0.0.1"), ca.subject, key, ca_key, ca=False)
+        self.ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        (self.root / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
+        (self.root / "server.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return (
+            f"TLSCACertificateFile {self.ca_file}\n"
+            f"TLSCertificateFile {self.root / 'server.pem'}\n"
+            f"TLSCertificateKeyFile {self.root / 'server.key'}\n"
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

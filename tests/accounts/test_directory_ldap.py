@@ -199,6 +199,25 @@ def test_an_unreachable_directory_is_recorded_retried_and_removes_nobody(directo
     assert User.objects.filter(identities__directory="ldap", is_active=True).count() == 4
 
 
+def test_the_directory_is_reached_over_ldaps_or_starttls_and_its_certificate_is_checked(
+    settings, tmp_path
+):
+    server = Slapd(tmp_path / "tls", tls=True)
+    server.start(company())
+    settings.DIRECTORY_GROUPS = re.compile(r"(?!unmapped-).+")
+    checked = server.settings() | {"url": server.ldaps_url, "ca_file": str(server.ca_file)}
+    try:
+        settings.LDAP = checked
+        assert directory_sync().users_created == 5
+        settings.LDAP = checked | {"url": server.url, "start_tls": True}
+        assert directory_sync().outcome == DirectorySync.Outcome.DONE
+        settings.LDAP = checked | {"ca_file": ""}  # the system's CAs do not know this one
+        with pytest.raises(DirectoryUnavailable, match=r"(?i)certificate"):
+            directory_sync()
+    finally:
+        server.stop()
+
+
 def test_a_local_account_is_never_taken_over_by_a_directory_user_of_its_name(directory, client):
     local = UserFactory(username="bert", is_superuser=True)
     run = directory_sync()
