@@ -149,20 +149,31 @@ def directory_user_ensure(
             ExternalIdentity.objects.update_or_create(
                 user=user, directory=directory, defaults={"subject": subject}
             )
-        changed = {k: v for k, v in profile.items() if getattr(user, k) != v}
-        if user.username != username and not User.objects.filter(username=username).exists():
-            changed["username"] = username
-        if changed:
-            before = {field: getattr(user, field) for field in changed}
-            for field, value in changed.items():
-                setattr(user, field, value)
-            user.save(update_fields=list(changed))
-            audit_record(
-                action=AuditEvent.Action.USER_UPDATE,
-                target=user,
-                details={f: [before[f], v] for f, v in changed.items()} | {"directory": directory},
-            )
+        directory_user_update(user=user, directory=directory, username=username, **profile)
         return user
+
+
+def directory_user_update(
+    *, user: User, directory: str, username: str, email: str, first_name: str, last_name: str
+) -> None:
+    """The user's name and e-mail as the directory now gives them (a username another user
+    holds is left as it was), audited with before and after.
+
+    Locks: the user's row, in the caller's transaction."""
+    profile = {"email": email, "first_name": first_name[:150], "last_name": last_name[:150]}
+    changed = {k: v for k, v in profile.items() if getattr(user, k) != v}
+    if user.username != username and not User.objects.filter(username=username).exists():
+        changed["username"] = username
+    if changed:
+        before = {field: getattr(user, field) for field in changed}
+        for field, value in changed.items():
+            setattr(user, field, value)
+        user.save(update_fields=list(changed))
+        audit_record(
+            action=AuditEvent.Action.USER_UPDATE,
+            target=user,
+            details={f: [before[f], v] for f, v in changed.items()} | {"directory": directory},
+        )
 
 
 def directory_memberships_set(*, user: User, directory: str, groups: Iterable[Group]) -> None:

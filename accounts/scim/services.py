@@ -13,6 +13,7 @@ from accounts.directory import (
     directory_group_ensure,
     directory_user_ensure,
     directory_user_remove,
+    directory_user_update,
     group_rename,
     user_active_set,
 )
@@ -105,10 +106,24 @@ def scim_user_replace(*, user: User, fields: UserFields) -> User:
             or User.objects.filter(username=fields.username).exclude(pk=user.pk).exists()
         ):
             raise ScimError(409, f"Another user is named {fields.username!r}.", "uniqueness")
-        ExternalIdentity.objects.filter(user=user, directory=SCIM).update(
-            subject=fields.external_id
+        user = User.objects.select_for_update().get(pk=user.pk)
+        try:
+            with transaction.atomic():
+                ExternalIdentity.objects.filter(user=user, directory=SCIM).update(
+                    subject=fields.external_id
+                )
+        except IntegrityError as exc:
+            raise ScimError(
+                409, f"externalId {fields.external_id!r} is another user's.", "uniqueness"
+            ) from exc
+        directory_user_update(
+            user=user,
+            directory=SCIM,
+            username=fields.username,
+            email=fields.email,
+            first_name=fields.first_name,
+            last_name=fields.last_name,
         )
-        user = _ensure(fields, subject=fields.external_id)
         user_active_set(user=user, active=fields.active, directory=SCIM)
         return user
 

@@ -123,7 +123,15 @@ class Slapd:
         ldif.write_text(tree.ldif())
         subprocess.run([SLAPADD, "-q", "-f", str(config), "-l", str(ldif)], check=True)
         self.process = subprocess.Popen(
-            [SLAPD, "-d", "0", "-f", str(config), "-h", f"{self.url}/ {self.ldaps_url}/".strip()],
+            [
+                SLAPD,
+                "-d",
+                "0",
+                "-f",
+                str(config),
+                "-h",
+                " ".join(f"{url}/" for url in (self.url, self.ldaps_url) if url),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -293,3 +293,16 @@ def test_filters_and_conflicts_look_at_scims_own_ids_only(scim):
     again = scim("post", "Groups", group | {"displayName": "Ops two"})
     assert again.status_code == 409 and "g-1" in again.json()["detail"]
     assert Group.objects.get().name == "Ops"
+
+
+def test_a_rename_keeps_the_user_and_another_users_external_id_is_a_conflict(scim):
+    plain = {"schemas": [USER], "userName": "old@okta.example"}  # no externalId
+    user_id = scim("post", "Users", plain).json()["id"]
+    renamed = scim("patch", f"Users/{user_id}", {"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "userName", "value": "new@okta.example"}]})  # fmt: skip
+    assert renamed.status_code == 200 and renamed.json()["id"] == user_id
+    assert list(User.objects.values_list("username", flat=True)) == ["new@okta.example"]
+    scim("post", "Users", entra_user("anna"))
+    taken = scim("put", f"Users/{user_id}", plain | {"externalId": "anna"})
+    assert taken.status_code == 409 and taken.json()["scimType"] == "uniqueness"
+    assert User.objects.get(pk=user_id).username == "new@okta.example"
