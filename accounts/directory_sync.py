@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Func, TextField, Value
 from django.utils import timezone
 
 from accounts.directory import group_mapped, group_name_free, user_active_set
@@ -32,6 +33,7 @@ from accounts.services import AuditOrigin, audit_event, audit_origin
 from core import metrics
 
 logger = logging.getLogger("prodrag.accounts.directory_sync")
+_LOCK_KEYS = (0x70726F64, 1)  # "prod", the directory sync
 Membership = User.groups.through
 
 
@@ -55,10 +57,12 @@ class _Plan:
 
 def directory_sync(*, allow_removals: bool = False) -> DirectorySync:
     """One sync run, recorded (DirectorySync). Raises DirectoryUnavailable after recording a
-    failed run, so that the task retries.
+    failed run, so that the task retries; any other error is recorded too, and raised.
 
-    Locks: none while reading the directory; then, in one transaction, the rows it changes
-    (users deactivated or reactivated one by one, as user_active_set locks them)."""
+    Locks: none while reading the directory; then, in one transaction, the sync's own lock
+    (a second sync, from beat or the command, waits for the first and works out its changes
+    after it), then the rows it changes (users deactivated or reactivated one by one, as
+    user_active_set locks them)."""
     run = DirectorySync.objects.create()
     try:
         snapshot = directory_read()
@@ -67,25 +71,23 @@ def directory_sync(*, allow_removals: bool = False) -> DirectorySync:
         logger.error("directory sync failed, nothing changed: %s", exc)
         raise
     run.users_seen, run.groups_seen = len(snapshot.people), len(snapshot.teams)
-    plan = _plan(snapshot)
-    allowed = max(
-        settings.LDAP_REMOVALS_ALWAYS_ALLOWED, int(settings.LDAP_MAX_REMOVAL_SHARE * plan.base)
-    )
-    if plan.removals > allowed and not allow_removals:
-        held = (
-            f"{plan.removals} removals (memberships and active users) of {plan.base} exceed "
-            f"PRODRAG_LDAP_MAX_REMOVAL_SHARE ({settings.LDAP_MAX_REMOVAL_SHARE:.0%}); nothing "
-            "changed. Check the directory, then run `manage.py directory_sync --allow-removals`."
-        )
-        _finish(run, DirectorySync.Outcome.HELD, error=held)
-        logger.error("directory sync held: %s", held)
-        return run
-    with audit_origin(AuditOrigin(via=AuditEvent.Via.SYNC)), transaction.atomic():
-        group_ids = _groups_apply(plan, run)
-        user_ids = _users_apply(plan, run)
-        _activity_apply(plan, run)
-        wanted = {(user_ids[who], group_ids[key]) for who, key in plan.memberships}
-        _memberships_apply(plan, wanted, run)
+    try:
+        with audit_origin(AuditOrigin(via=AuditEvent.Via.SYNC)), transaction.atomic():
+            _sync_lock(run)
+            plan = _plan(snapshot)
+            if held := _held(plan, allow_removals):
+                _finish(run, DirectorySync.Outcome.HELD, error=held)
+                logger.error("directory sync held: %s", held)
+                return run
+            group_ids = _groups_apply(plan, run)
+            user_ids = _users_apply(plan, run)
+            _activity_apply(plan, run)
+            wanted = {(user_ids[who], group_ids[key]) for who, key in plan.memberships}
+            _memberships_apply(plan, wanted, run)
+    except Exception as exc:
+        _finish(_unchanged(run), DirectorySync.Outcome.FAILED, error=f"{type(exc).__name__}: {exc}")
+        logger.exception("directory sync failed, nothing changed")
+        raise
     run.conflicts = plan.conflicts
     if plan.conflicts:
         logger.warning(
@@ -94,6 +96,41 @@ def directory_sync(*, allow_removals: bool = False) -> DirectorySync:
             ", ".join(plan.conflicts[:20]),
         )
     _finish(run, DirectorySync.Outcome.DONE)
+    return run
+
+
+def _sync_lock(run: DirectorySync) -> None:
+    """Wait for any other sync's transaction to end. A transaction-level advisory lock on a
+    pair of keys, a key space apart from the documents' single-key locks."""
+    DirectorySync.objects.filter(pk=run.pk).annotate(
+        locked=Func(
+            Value(_LOCK_KEYS[0]),
+            Value(_LOCK_KEYS[1]),
+            function="pg_advisory_xact_lock",
+            output_field=TextField(),
+        )
+    ).values_list("locked").get()
+
+
+def _held(plan: _Plan, allow_removals: bool) -> str:
+    """Why the run is held by the removal guard, or empty."""
+    allowed = max(
+        settings.LDAP_REMOVALS_ALWAYS_ALLOWED, int(settings.LDAP_MAX_REMOVAL_SHARE * plan.base)
+    )
+    if plan.removals <= allowed or allow_removals:
+        return ""
+    return (
+        f"{plan.removals} removals (memberships and active users) of {plan.base} exceed "
+        f"PRODRAG_LDAP_MAX_REMOVAL_SHARE ({settings.LDAP_MAX_REMOVAL_SHARE:.0%}); nothing "
+        "changed. Check the directory, then run `manage.py directory_sync --allow-removals`."
+    )
+
+
+def _unchanged(run: DirectorySync) -> DirectorySync:
+    """The run's record with no changes counted: its transaction rolled back."""
+    for counted in ("users_created", "users_updated", "users_deactivated", "users_reactivated",
+                    "groups_created", "memberships_added", "memberships_removed"):  # fmt: skip
+        setattr(run, counted, 0)
     return run
 
 

@@ -28,7 +28,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import SuspiciousOperation
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from accounts.directory import (
@@ -170,6 +170,8 @@ class OpenIdBackend(OIDCAuthenticationBackend):
                     )
         except IdentityRefused as exc:
             raise SigninRefused(str(exc)) from exc
+        except IntegrityError as exc:  # a sign-in of the same person created them meanwhile
+            raise SigninRefused("another sign-in of this person was under way; try again") from exc
         return user
 
     def get_user(self, user_id):

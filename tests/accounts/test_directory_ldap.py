@@ -5,9 +5,11 @@ with far fewer memberships, removes nobody; sign-in by bind, and the local break
 when the directory is down."""
 
 import re
+import threading
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
@@ -157,6 +159,31 @@ def test_disabled_or_deleted_in_the_directory_ends_sessions_and_tokens_at_the_ne
         connection.modify(person_dn("carl"), {"employeeType": [("MODIFY_DELETE", [])]})
     assert directory_sync().users_reactivated == 1
     assert User.objects.get(username="carl").is_active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_syncs_at_once_make_each_change_once(directory):
+    """GIVEN beat's sync and a manual one started together
+    WHEN both have read the directory
+    THEN the second waits for the first and then finds nothing left to change."""
+    runs = []
+
+    def sync():
+        try:
+            runs.append(directory_sync())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sync) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert [run.outcome for run in runs] == [DirectorySync.Outcome.DONE] * 2
+    assert sorted(run.users_created for run in runs) == [0, 5]
+    assert sorted(run.memberships_added for run in runs) == [0, 9]
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.MEMBERSHIP_ADD).count() == 9
 
 
 def test_a_directory_answering_with_far_fewer_memberships_is_held_and_changes_nothing(directory):
