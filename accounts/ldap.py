@@ -16,7 +16,7 @@ import ldap3
 from django.conf import settings
 from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from ldap3.core.exceptions import LDAPBindError, LDAPException, LDAPInvalidCredentialsResult
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import safe_dn
@@ -230,6 +230,8 @@ class DirectoryBackend(BaseBackend):
             reason = str(exc)
         except _Refused as exc:
             reason = str(exc)
+        except IntegrityError:  # a sync or another sign-in created the user meanwhile
+            reason = "another sign-in or sync of this person was under way; try again"
         if request is not None:
             request.signin_refusal = SigninRefusal(method="ldap", reason=reason)
         return None
