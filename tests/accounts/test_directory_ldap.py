@@ -333,3 +333,9 @@ def test_the_admin_refuses_hand_changes_to_a_directory_groups_members(directory,
     engineering = Group.objects.get(name="engineering")
     delete = client.get(reverse("admin:auth_group_delete", args=[engineering.pk]))
     assert delete.status_code == 403
+    change = reverse("admin:auth_group_change", args=[engineering.pk])
+    assert client.get(change).status_code == 200
+    client.post(change, {"name": "renamed-by-hand", "permissions": []})
+    assert Group.objects.filter(name="engineering").exists()  # the name is the directory's
+    listing = client.get(reverse("admin:auth_group_changelist")).content.decode()
+    assert "LDAP / Active Directory (members set by it)" in listing and "by hand" in listing
