@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "documents",
     "retrieval",
     "chat",
+    "sources",
     "django_prometheus",
 ]
 
