@@ -771,6 +771,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse_int,
     ),
     Setting(
+        "PRODRAG_SOURCES_DIR",
+        "var/sources",
+        "Where sources keep what they fetch (a git source's mirror of its repository). "
+        "Relative paths are under the project directory.",
+    ),
+    Setting(
         "PRODRAG_SCIM_TOKEN",
         None,
         "Bearer token identity providers send to `/scim/v2/` (secret; or "

@@ -266,6 +266,7 @@ LDAP_SYNC_SECONDS = config["PRODRAG_LDAP_SYNC_SECONDS"]
 LDAP_MAX_REMOVAL_SHARE = config["PRODRAG_LDAP_MAX_REMOVAL_SHARE"]
 LDAP_REMOVALS_ALWAYS_ALLOWED = config["PRODRAG_LDAP_REMOVALS_ALWAYS_ALLOWED"]
 SCIM_TOKEN = config["PRODRAG_SCIM_TOKEN"]
+SOURCES_DIR = _project_path(config["PRODRAG_SOURCES_DIR"])
 
 # --- API --------------------------------------------------------------------------------------
 

@@ -11,10 +11,15 @@ class Source(models.Model):
 
     class Kind(models.TextChoices):
         FOLDER = "folder", "folder (local or mounted)"
+        GIT = "git", "git repository (one branch)"
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    location = models.CharField(max_length=1000, help_text="Folder path, URL or bucket.")
+    location = models.CharField(
+        max_length=1000,
+        help_text="Folder path, or the repository's URL (git://, https://, a path).",
+    )
+    branch = models.CharField(max_length=200, blank=True, help_text="Git: the branch followed.")
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="sources")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -46,6 +51,9 @@ class SourceItem(models.Model):
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="items")
     key = models.CharField(max_length=1000)
     marker = models.CharField(max_length=200)
+    revision = models.CharField(
+        max_length=64, blank=True, help_text="Git: the commit the item was last fetched at."
+    )
     document = models.ForeignKey(
         Document, null=True, on_delete=models.SET_NULL, related_name="source_items"
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import BooleanField, F, Func, IntegerField, Value
@@ -35,6 +36,7 @@ from sources.connectors import (
     wanted,
 )
 from sources.connectors.folder import FolderConnector
+from sources.connectors.git import GitConnector
 from sources.models import Source, SourceItem, SourceRun
 
 logger = logging.getLogger("prodrag.sources")
@@ -45,8 +47,10 @@ _COUNTED = ("seen", "added", "changed", "unchanged", "deleted", "failed", "error
 
 
 def connector_for(source: Source) -> Connector:
-    kinds = {Source.Kind.FOLDER: FolderConnector}
-    return kinds[source.kind](source.location)
+    if source.kind == Source.Kind.GIT:
+        mirror = settings.SOURCES_DIR / f"{source.pk}.git"
+        return GitConnector(source.location, source.branch, mirror)
+    return FolderConnector(source.location)
 
 
 def source_sync(*, source: Source, allow_deletions: bool = False) -> SourceRun | None:
@@ -123,6 +127,9 @@ def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
         return
     for stored in gone:
         run.deleted += _item_remove(stored)
+    if connector.revision:
+        source.checkpoint = {"revision": connector.revision}
+        source.save(update_fields=["checkpoint"])
     _finish(run, SourceRun.Outcome.DONE)
 
 
@@ -139,7 +146,12 @@ def _item_sync(source: Source, connector: Connector, item: Listed, run: SourceRu
             SourceItem.objects.update_or_create(
                 source=source,
                 key=item.key,
-                defaults={"marker": item.marker, "document": document, "synced_at": timezone.now()},
+                defaults={
+                    "marker": item.marker,
+                    "revision": connector.revision,
+                    "document": document,
+                    "synced_at": timezone.now(),
+                },
             )
     except (ItemUnreadable, DocumentConflict, OSError) as exc:
         run.failed += 1

@@ -31,6 +31,9 @@ class Listed:
 
 
 class Connector(Protocol):
+    # What the last listing was taken at (a commit), recorded on the items fetched from it.
+    revision: str
+
     def listing(self) -> Iterator[Listed]: ...
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]: ...

@@ -12,6 +12,8 @@ from sources.connectors import ItemUnreadable, Listed, SourceUnavailable
 
 
 class FolderConnector:
+    revision = ""
+
     def __init__(self, location: str):
         self.root = Path(location)
 

@@ -1,0 +1,64 @@
+"""One branch of a git repository (git://, http(s)://, ssh:// or a local path), fetched into
+a bare mirror of the source's own with dulwich (pure Python: no git binary needed). An item
+is a regular file of the branch's head commit; its marker is its blob id, so a file is
+fetched again only when its content changed, and a rename with the same content keeps its
+document. Symbolic links and submodules are not items."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dulwich import porcelain
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.repo import Repo
+
+from sources.connectors import ItemUnreadable, Listed, SourceUnavailable
+
+
+class GitConnector:
+    def __init__(self, location: str, branch: str, mirror: Path):
+        self.location, self.branch, self.mirror = location, branch or "main", mirror
+        self.revision = ""
+        self._blobs: dict[str, bytes] = {}
+
+    def listing(self) -> Iterator[Listed]:
+        ref = f"refs/heads/{self.branch}".encode()
+        try:
+            repo = self._repo()
+            with repo, open(os.devnull, "wb") as quiet:
+                fetched = porcelain.fetch(repo, self.location, errstream=quiet)
+                if ref not in fetched.refs:
+                    raise SourceUnavailable(f"{self.location} has no branch {self.branch!r}")
+                head = fetched.refs[ref]
+                repo.refs[ref] = head  # the mirror keeps what was synced
+                entries = list(repo.object_store.iter_tree_contents(repo[head].tree))
+        except SourceUnavailable:
+            raise
+        except (GitProtocolError, HangupException, NotGitRepository, OSError, KeyError) as exc:
+            raise SourceUnavailable(f"cannot fetch {self.location}: {exc}") from exc
+        self.revision = head.decode()
+        self._blobs = {}
+        for entry in entries:
+            if stat.S_ISREG(entry.mode):
+                key = entry.path.decode("utf-8", "replace")
+                self._blobs[key] = entry.sha
+                yield Listed(key=key, marker=entry.sha.decode())
+
+    @contextmanager
+    def open(self, key: str):
+        if key not in self._blobs:
+            raise ItemUnreadable(f"{key} is not in commit {self.revision[:12]}")
+        with Repo(str(self.mirror)) as repo:
+            data = repo[self._blobs[key]].data
+        yield io.BytesIO(data)
+
+    def _repo(self) -> Repo:
+        if (self.mirror / "HEAD").exists():
+            return Repo(str(self.mirror))
+        self.mirror.mkdir(parents=True, exist_ok=True)
+        return Repo.init_bare(str(self.mirror))
