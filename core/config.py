@@ -777,6 +777,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Relative paths are under the project directory.",
     ),
     Setting(
+        "PRODRAG_SOURCE_FOLDERS",
+        [],
+        "Comma-separated folders under which the admin may add folder sources (and local git "
+        "repositories); empty: none (`manage.py source_add` is not limited). Keeps a "
+        "collection's manager from indexing the server's own files.",
+        parse_list,
+    ),
+    Setting(
         "PRODRAG_SCIM_TOKEN",
         None,
         "Bearer token identity providers send to `/scim/v2/` (secret; or "

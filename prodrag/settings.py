@@ -267,6 +267,7 @@ LDAP_MAX_REMOVAL_SHARE = config["PRODRAG_LDAP_MAX_REMOVAL_SHARE"]
 LDAP_REMOVALS_ALWAYS_ALLOWED = config["PRODRAG_LDAP_REMOVALS_ALWAYS_ALLOWED"]
 SCIM_TOKEN = config["PRODRAG_SCIM_TOKEN"]
 SOURCES_DIR = _project_path(config["PRODRAG_SOURCES_DIR"])
+SOURCE_FOLDERS = [Path(folder).resolve() for folder in config["PRODRAG_SOURCE_FOLDERS"]]
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -482,11 +483,15 @@ CELERY_TASK_ROUTES = {
     "documents.tasks.documents_requeue": {"queue": MAINTENANCE_QUEUE},
     "accounts.tasks.audit_events_purge": {"queue": MAINTENANCE_QUEUE},
     "accounts.tasks.directory_sync_run": {"queue": MAINTENANCE_QUEUE},
+    "sources.tasks.source_sync_run": {"queue": MAINTENANCE_QUEUE},
+    "sources.tasks.sources_sync_due": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.collections_calibrate": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.evaluation_set_run": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.evaluation_sets_run_due": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
+    # Each source whose sync interval has passed is synced (sources.tasks).
+    "sync-due-sources": {"task": "sources.tasks.sources_sync_due", "schedule": 60.0},
     # Every 30 s: with PRODRAG_INGEST_ORPHAN_SECONDS (30), a killed worker's documents are queued
     # again within a minute.
     "requeue-stalled-documents": {"task": "documents.tasks.documents_requeue", "schedule": 30.0},

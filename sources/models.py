@@ -36,6 +36,9 @@ class Source(models.Model):
         help_text="A sync that would delete more than this share of the source's documents "
         "deletes none and says why.",
     )
+    sync_minutes = models.PositiveIntegerField(
+        default=60, help_text="Synced this often by the worker; 0: only when asked."
+    )
     checkpoint = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

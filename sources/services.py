@@ -13,7 +13,7 @@ holds, which dies with a killed worker)."""
 from __future__ import annotations
 
 import logging
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.files import File
@@ -51,6 +51,29 @@ def connector_for(source: Source) -> Connector:
         mirror = settings.SOURCES_DIR / f"{source.pk}.git"
         return GitConnector(source.location, source.branch, mirror)
     return FolderConnector(source.location)
+
+
+_REMOTE = ("git://", "http://", "https://", "ssh://")
+
+
+def source_location_check(*, kind: str, location: str) -> str:
+    """The location as the admin may store it, or ValueError saying why not: a folder (or a
+    repository given as a path) must lie under PRODRAG_SOURCE_FOLDERS, so that managing a
+    collection never means reading the server's own files."""
+    location = location.strip()
+    if kind == Source.Kind.GIT and location.startswith(_REMOTE):
+        return location
+    if not location.startswith("/"):
+        raise ValueError("Give an absolute folder path (or, for git, a git://, https:// or "
+                         "ssh:// URL).")  # fmt: skip
+    path = Path(location).resolve()
+    if not any(path.is_relative_to(root) for root in settings.SOURCE_FOLDERS):
+        allowed = ", ".join(map(str, settings.SOURCE_FOLDERS)) or "none are allowed"
+        raise ValueError(
+            f"{location} is not under the folders sources may read (PRODRAG_SOURCE_FOLDERS: "
+            f"{allowed})."
+        )
+    return str(path)
 
 
 def source_sync(*, source: Source, allow_deletions: bool = False) -> SourceRun | None:

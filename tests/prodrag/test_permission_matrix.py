@@ -26,6 +26,7 @@ from chat.services import answer_create, feedback_record
 from chat.views import QUALITY_TABLES
 from documents.models import Chunk, Collection, Document
 from retrieval.models import EvaluationRun, EvaluationSet
+from sources.models import Source, SourceRun
 from tests.accounts.factories import GroupFactory, UserFactory
 from tests.api import api_client
 from tests.chat.asking import question_add
@@ -135,7 +136,17 @@ def world(db):
             recall_at_100=1, mrr_at_10=0.5, latency_p50_ms=1, latency_p95_ms=1,
             embedding_model="m", embedding_runtime="onnx", trigger="command",
         )  # fmt: skip
+    # Sources of X (its managers' to see and sync) and of the board (the superuser's alone).
+    sources = {
+        key: Source.objects.create(
+            name=name, kind="folder", location=f"/srv/{name}", collection=collection, owner=boss
+        )
+        for key, name, collection in (("x", "x-share", x), ("q", "board-feed", q))
+    }
+    for source in sources.values():
+        SourceRun.objects.create(source=source, outcome="done", seen=1, added=1)
     return {
+        "sources": sources,
         "users": users,
         "documents": {name: Document.objects.get(pk=d.pk) for name, d in documents.items()},
         "collections": {"x": x, "y": y, "q": q},
@@ -170,6 +181,7 @@ LISTS = {
     "accounts_auditevent": {"auditor", "superuser"},
     "accounts_apitoken": {"auditor", "superuser"},
     "retrieval_evaluationset": set(ROLES) - {"anonymous", "inactive"},
+    "sources_source": MANAGES_X,  # managing a collection opens the Sources pages
 }
 OUT = {"anonymous", "inactive"}  # no valid login: the admin's sign-in page, always
 
@@ -206,6 +218,7 @@ def _admin_pages(world, me):
         "accounts_auditevent",
         "accounts_apitoken",
         "retrieval_evaluationset",
+        "sources_source",
     ):
         listing = reverse(f"admin:{app_model}_changelist")
         status = partial(_list_status, app_model=app_model)
@@ -268,6 +281,19 @@ def _admin_pages(world, me):
                 partial(status, page="permissions"),
             )
         )
+    for key, source in world["sources"].items():
+
+        def source_status(role, page, key=key):
+            """A source's pages are its collection's managers'; to anyone else it is missing
+            (the admin's redirect), except that change and delete refuse a role without the
+            Sources pages before they look it up."""
+            if role == "superuser" or (key == "x" and role in MANAGES_X):
+                return 200
+            return 403 if page != "history" and role not in MANAGES_X else 302
+
+        for page in ("change", "delete", "history"):
+            url = reverse(f"admin:sources_source_{page}", args=[source.pk])
+            pages.append((url, f"source of {key} {page}", partial(source_status, page=page)))
     for key, collection in world["collections"].items():
         evaluation_set = EvaluationSet.objects.get(collection=collection)
         change = reverse("admin:retrieval_evaluationset_change", args=[evaluation_set.pk])
