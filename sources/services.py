@@ -85,6 +85,13 @@ def source_sync(*, source: Source, allow_deletions: bool = False) -> SourceRun |
     if not _lock(source, "pg_try_advisory_lock"):
         return None
     try:
+        # Holding the lock, no other sync of this source runs: a run still marked running
+        # was stopped (its worker killed) and this one resumes its work.
+        SourceRun.objects.filter(source=source, outcome=SourceRun.Outcome.RUNNING).update(
+            outcome=SourceRun.Outcome.FAILED,
+            error="interrupted (its worker stopped); the next run resumed it",
+            finished_at=timezone.now(),
+        )
         run = SourceRun.objects.create(source=source)
         _run(source, run, allow_deletions)
         return run

@@ -185,6 +185,8 @@ def test_an_interrupted_sync_resumes_without_indexing_anything_twice(source, mon
 
     assert counts(run) == (3, 1, 0, 2, 0, 0)
     assert Document.objects.count() == 3 and DocumentVersion.objects.count() == 3
+    interrupted = SourceRun.objects.exclude(pk=run.pk).get()
+    assert interrupted.outcome == SourceRun.Outcome.FAILED and "interrupted" in interrupted.error
 
 
 @pytest.mark.django_db(transaction=True)
