@@ -97,6 +97,15 @@ DIRECTORY_CHANGES = Counter(
     ["directory", "change"],
 )
 SIGNINS = Counter("prodrag_signins_total", "Sign-ins by method and result.", ["method", "result"])
+SOURCE_ITEMS = Counter(
+    "prodrag_source_items_total",
+    "Items of sources by what a sync did with them: added, changed, unchanged, deleted, failed.",
+    ["source", "outcome"],
+)
+SOURCE_SYNC_SECONDS = Histogram(
+    "prodrag_source_sync_seconds", "How long a source's sync took, by outcome.",
+    ["source", "outcome"], buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)  # fmt: skip
 QUALITY_REGRESSIONS = Counter(
     "prodrag_quality_regressions_total",
     "Evaluation runs whose nDCG@10 fell more than PRODRAG_QUALITY_DROP below the previous run "

@@ -22,6 +22,7 @@ from django.db.models import BooleanField, F, Func, IntegerField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from core import metrics
 from documents.services.uploads import (
     DocumentConflict,
     UploadOutcome,
@@ -213,3 +214,14 @@ def _item_remove(stored: SourceItem) -> bool:
 def _finish(run: SourceRun, outcome: str, *, error: str = "") -> None:
     run.outcome, run.error, run.finished_at = outcome, error, timezone.now()
     run.save()
+    name = run.source.name
+    for counted in ("added", "changed", "unchanged", "deleted", "failed"):
+        metrics.SOURCE_ITEMS.labels(name, counted).inc(getattr(run, counted))
+    seconds = (run.finished_at - run.started_at).total_seconds()
+    metrics.SOURCE_SYNC_SECONDS.labels(name, outcome).observe(seconds)
+    logger.info(
+        "source %s synced: %s in %.1f s; %d seen, %d added, %d changed, %d unchanged, "
+        "%d deleted, %d failed",
+        name, outcome, seconds, run.seen, run.added, run.changed, run.unchanged, run.deleted,
+        run.failed,
+    )  # fmt: skip

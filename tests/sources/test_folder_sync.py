@@ -5,6 +5,7 @@ share, delete nothing when the folder cannot be read, let one bad item fail alon
 after an interrupted run without indexing anything twice."""
 
 import os
+import re
 import threading
 
 import pytest
@@ -12,6 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from core import metrics
 from documents.models import Document, DocumentVersion
 from documents.services.ingestion import documents_ingest
 from sources.connectors import ItemUnreadable
@@ -215,3 +217,16 @@ def test_a_second_sync_of_a_source_waits_its_turn(source):
         release.set()
         holder.join(30)
     assert source_sync(source=source).outcome == SourceRun.Outcome.DONE
+
+
+def test_a_sync_is_counted_timed_and_its_last_success_reported(source, folder):
+    added = metrics.SOURCE_ITEMS.labels("share", "added")._value.get()
+    synced(source)
+    (folder / "notes.txt").unlink()
+    synced(source)
+
+    assert metrics.SOURCE_ITEMS.labels("share", "added")._value.get() == added + 3
+    exposition = metrics.metrics_exposition().decode()
+    assert 'prodrag_source_sync_seconds_count{outcome="done",source="share"}' in exposition
+    age = re.search(r'prodrag_source_last_success_age_seconds\{source="share"\} (\S+)', exposition)
+    assert age is not None and 0 <= float(age.group(1)) < 60
