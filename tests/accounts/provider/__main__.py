@@ -1,4 +1,4 @@
-"""Run the test OpenID provider: migrate its SQLite file, create its people and the clients
+"""Run the test OpenID provider: migrate its database, create its people and the clients
 of the people file, serve on PROVIDER_PORT until killed."""
 
 import json

@@ -9,13 +9,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 
-from tests.processes import free_port
+from tests.processes import free_port, test_database_url
 
 CLIENT_ID = "prodrag"
 CLIENT_SECRET = "prodrag-client-secret"
@@ -29,6 +31,7 @@ class Provider:
         self.people_file = root / "people.json"
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.process: subprocess.Popen | None = None
+        self.database = ""
 
     def start(self, people: dict, redirect_uris: list[str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -51,7 +54,7 @@ class Provider:
         self.people_file.write_text(json.dumps({"people": people, "clients": clients}))
         env = {
             **os.environ,
-            "PROVIDER_DB": str(self.root / "provider.sqlite3"),
+            "PROVIDER_DATABASE_URL": self._database_create(),
             "PROVIDER_KEY_FILE": str(key_file),
             "PROVIDER_ISSUER": self.issuer,
             "PROVIDER_PEOPLE": str(self.people_file),
@@ -80,6 +83,19 @@ class Provider:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+        if self.database:
+            with psycopg.connect(test_database_url(), autocommit=True) as server:
+                server.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            self.database = ""
+
+    def _database_create(self) -> str:
+        """A database of its own on the test server, as the URL the provider connects to."""
+        self.database = f"oidc_provider_{self.port}"
+        with psycopg.connect(test_database_url(), autocommit=True) as server:
+            server.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            server.execute(f'CREATE DATABASE "{self.database}"')
+        url = urlsplit(test_database_url())
+        return urlunsplit(url._replace(path=f"/{self.database}"))
 
     def groups_set(self, username: str, groups) -> None:
         """What the provider's groups claim says of this person from now on."""
