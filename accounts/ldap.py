@@ -153,6 +153,17 @@ def _person(entry: dict, disabled: set[str]) -> Person:
     )
 
 
+def _team(entry: dict, members: frozenset[str]) -> Team:
+    conf, attributes = settings.LDAP, entry["attributes"]
+    dn = dn_normal(entry["dn"])
+    return Team(
+        id=_value(attributes, conf["id_attribute"]) or dn,
+        dn=dn,
+        name=_value(attributes, conf["group_name_attribute"]),
+        members=members,
+    )
+
+
 def _person_attributes() -> list[str]:
     conf = settings.LDAP
     return [conf["id_attribute"], conf["username_attribute"], "mail", "givenName", "sn"]
@@ -189,19 +200,13 @@ def directory_read() -> Snapshot:
             for entry in _search(connection, conf["group_base"], conf["group_filter"], attributes):
                 if entry["type"] != "searchResEntry":
                     continue
-                found = entry["attributes"]
-                dn = dn_normal(entry["dn"])
                 members = frozenset(
                     dn_normal(member)
                     for attribute in _MEMBER_ATTRIBUTES
-                    for member in found.get(attribute) or ()
+                    for member in entry["attributes"].get(attribute) or ()
                 )
-                teams[dn] = Team(
-                    id=_value(found, conf["id_attribute"]) or dn,
-                    dn=dn,
-                    name=_value(found, conf["group_name_attribute"]),
-                    members=members,
-                )
+                team = _team(entry, members)
+                teams[team.dn] = team
         finally:
             connection.unbind()
     except LDAPException as exc:
@@ -310,15 +315,9 @@ def _teams_of(connection: ldap3.Connection, dn: str) -> dict[str, Team]:
         for entry in _search(connection, conf["group_base"], query, attributes):
             if entry["type"] != "searchResEntry":
                 continue
-            group_dn = dn_normal(entry["dn"])
-            if group_dn not in found:
-                attrs = entry["attributes"]
-                found[group_dn] = Team(
-                    id=_value(attrs, conf["id_attribute"]) or group_dn,
-                    dn=group_dn,
-                    name=_value(attrs, conf["group_name_attribute"]),
-                    members=frozenset(),
-                )
+            team = _team(entry, frozenset())
+            if team.dn not in found:
+                found[team.dn] = team
                 frontier.add(entry["dn"])
     return found
 
