@@ -51,6 +51,12 @@ def group_name_free(name: str, *, directory: str, group: Group | None = None) ->
     raise IdentityRefused(f"No free group name for the directory group {name!r}.")
 
 
+def group_renamed(current: str, name: str, *, directory: str) -> bool:
+    """Has the directory renamed the group now called `current` (its name, or the name made
+    free for it by group_name_free)?"""
+    return current != name and not current.startswith(f"{name} ({directory}")
+
+
 def directory_group_ensure(*, directory: str, external_id: str, name: str) -> Group:
     """The prodrag group of this directory group, created (and marked) if need be, renamed when
     the directory renamed it. Raises IdentityRefused for a name PRODRAG_DIRECTORY_GROUPS does
@@ -74,7 +80,7 @@ def directory_group_ensure(*, directory: str, external_id: str, name: str) -> Gr
         )
         if marked is not None:
             group = marked.group
-            if group.name != name and not group.name.startswith(f"{name} ({directory}"):
+            if group_renamed(group.name, name, directory=directory):
                 group_rename(group=group, name=name, directory=directory)
             return group
         group = Group.objects.create(name=group_name_free(name, directory=directory))

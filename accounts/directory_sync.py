@@ -26,7 +26,13 @@ from django.db import transaction
 from django.db.models import Func, TextField, Value
 from django.utils import timezone
 
-from accounts.directory import group_mapped, group_name_free, user_active_set
+from accounts.directory import (
+    group_mapped,
+    group_name_free,
+    group_rename,
+    group_renamed,
+    user_active_set,
+)
 from accounts.ldap import LDAP, DirectoryUnavailable, Snapshot, directory_read
 from accounts.models import AuditEvent, DirectoryGroup, DirectorySync, ExternalIdentity, User
 from accounts.services import AuditOrigin, audit_event, audit_origin
@@ -42,7 +48,7 @@ class _Plan:
     """What a run would change, worked out before anything is written."""
 
     new_groups: list = field(default_factory=list)  # Team
-    renamed_groups: list = field(default_factory=list)  # (group id, new name)
+    renamed_groups: dict = field(default_factory=dict)  # group id -> new name
     new_users: list = field(default_factory=list)  # Person
     linked_users: list = field(default_factory=list)  # (user id, Person)
     profile_updates: list = field(default_factory=list)  # (user id, {field: value})
@@ -151,10 +157,8 @@ def _plan(snapshot: Snapshot) -> _Plan:
             continue
         if team.id not in known_groups:
             plan.new_groups.append(team)
-        elif known_groups[team.id][1] != team.name and not known_groups[team.id][1].startswith(
-            f"{team.name} ({LDAP}"
-        ):
-            plan.renamed_groups.append((known_groups[team.id][0], team.name))
+        elif group_renamed(known_groups[team.id][1], team.name, directory=LDAP):
+            plan.renamed_groups[known_groups[team.id][0]] = team.name
     identities = {
         row["subject"]: row
         for row in ExternalIdentity.objects.filter(directory=LDAP).values(
@@ -249,18 +253,9 @@ def _plan(snapshot: Snapshot) -> _Plan:
 
 def _groups_apply(plan: _Plan, run: DirectorySync) -> dict[str, int]:
     """Creates and renames groups; returns every mapped group's id by its directory id."""
+    for group in Group.objects.filter(pk__in=plan.renamed_groups):
+        group_rename(group=group, name=plan.renamed_groups[group.pk], directory=LDAP)
     events = []
-    for group_id, name in plan.renamed_groups:
-        group = Group.objects.get(pk=group_id)
-        before, group.name = group.name, group_name_free(name, directory=LDAP, group=group)
-        group.save(update_fields=["name"])
-        events.append(
-            audit_event(
-                action=AuditEvent.Action.GROUP_UPDATE,
-                target=group,
-                details={"name": [before, group.name], "directory": LDAP},
-            )
-        )
     taken = set(
         Group.objects.filter(name__in=[t.name for t in plan.new_groups]).values_list(
             "name", flat=True

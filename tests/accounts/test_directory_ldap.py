@@ -161,6 +161,21 @@ def test_disabled_or_deleted_in_the_directory_ends_sessions_and_tokens_at_the_ne
     assert User.objects.get(username="carl").is_active
 
 
+def test_a_group_renamed_in_the_directory_keeps_its_grants_under_the_new_name(directory):
+    directory_sync()
+    everyone = Group.objects.get(name="all-staff")  # no group lists it: its DN may change
+    with directory.connection() as connection:
+        connection.modify_dn(group_dn("all-staff"), "cn=everyone")
+
+    run = directory_sync()
+
+    assert (run.groups_created, run.memberships_removed) == (0, 0)
+    assert Group.objects.get(pk=everyone.pk).name == "everyone"
+    renamed = AuditEvent.objects.get(action=AuditEvent.Action.GROUP_UPDATE)
+    assert renamed.details == {"name": ["all-staff", "everyone"], "directory": "ldap"}
+    assert renamed.via == "sync"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_syncs_at_once_make_each_change_once(directory):
     """GIVEN beat's sync and a manual one started together
