@@ -785,6 +785,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse_list,
     ),
     Setting(
+        "PRODRAG_WEB_MAX_PAGES",
+        10000,
+        "Most pages a website source lists (its sitemap's first, or its crawl's first found).",
+        parse_int,
+    ),
+    Setting(
         "PRODRAG_SCIM_TOKEN",
         None,
         "Bearer token identity providers send to `/scim/v2/` (secret; or "

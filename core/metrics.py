@@ -106,6 +106,11 @@ SOURCE_SYNC_SECONDS = Histogram(
     "prodrag_source_sync_seconds", "How long a source's sync took, by outcome.",
     ["source", "outcome"], buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
 )  # fmt: skip
+SOURCE_PERMISSION_SECONDS = Histogram(
+    "prodrag_source_permission_pass_seconds",
+    "How long a mirror source's permission pass (its items' readers read again) took.",
+    ["source"], buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900),
+)  # fmt: skip
 QUALITY_REGRESSIONS = Counter(
     "prodrag_quality_regressions_total",
     "Evaluation runs whose nDCG@10 fell more than PRODRAG_QUALITY_DROP below the previous run "

@@ -128,6 +128,7 @@ class CollectionAdmin(AuthorityAdmin):
     search_fields = ["name", "description"]
     readonly_fields = [
         "calibrated_share",
+        "readers_per_document",
         "read_principals",
         "manage_principals",
         "created_at",

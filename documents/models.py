@@ -41,8 +41,9 @@ class ReadACL(models.Model):
         if self._state.adding and not self.read_principals:
             # A row being inserted has no grants yet (they reference it), so its ACL is its
             # owner and open flag; later changes go through read_acl_refresh.
+            open_to_all = self.open_to_staff and not getattr(self, "readers_per_document", False)
             self.read_principals = sorted(
-                {user_principal(self.owner_id), *([ALL_STAFF] if self.open_to_staff else [])}
+                {user_principal(self.owner_id), *([ALL_STAFF] if open_to_all else [])}
             )
         if self._state.adding and hasattr(self, "manage_principals"):
             self.manage_principals = self.manage_principals or [user_principal(self.owner_id)]
@@ -96,6 +97,13 @@ class Collection(ReadACL):
     )
     calibrated_dense_weight = models.FloatField(null=True, editable=False)
     calibration = models.JSONField(default=dict, editable=False)
+    readers_per_document = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="Each document's own readers (and the collection's managers) read it; the "
+        "collection's view grants and open flag grant nothing. Set by a source that mirrors "
+        "its permissions (sources), so that its readers never read every mirrored document.",
+    )
 
     objects = CollectionQuerySet.as_manager()
 

@@ -24,7 +24,7 @@ from documents.models import (
 )
 from documents.services.acl import read_acl_refresh
 
-_ACL_FIELDS = {"owner", "owner_id", "open_to_staff"}
+_ACL_FIELDS = {"owner", "owner_id", "open_to_staff", "readers_per_document"}
 
 
 @receiver(post_save, sender=Collection)
@@ -59,6 +59,7 @@ _AUDITED = {
             "chunking",
             "chunk_tokens",
             "chunk_overlap",
+            "readers_per_document",
         ),
         (
             AuditEvent.Action.COLLECTION_CREATE,

@@ -268,6 +268,7 @@ LDAP_REMOVALS_ALWAYS_ALLOWED = config["PRODRAG_LDAP_REMOVALS_ALWAYS_ALLOWED"]
 SCIM_TOKEN = config["PRODRAG_SCIM_TOKEN"]
 SOURCES_DIR = _project_path(config["PRODRAG_SOURCES_DIR"])
 SOURCE_FOLDERS = [Path(folder).resolve() for folder in config["PRODRAG_SOURCE_FOLDERS"]]
+WEB_MAX_PAGES = config["PRODRAG_WEB_MAX_PAGES"]
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -485,12 +486,14 @@ CELERY_TASK_ROUTES = {
     "accounts.tasks.directory_sync_run": {"queue": MAINTENANCE_QUEUE},
     "sources.tasks.source_sync_run": {"queue": MAINTENANCE_QUEUE},
     "sources.tasks.sources_sync_due": {"queue": MAINTENANCE_QUEUE},
+    "sources.tasks.source_permissions_run": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.collections_calibrate": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.evaluation_set_run": {"queue": MAINTENANCE_QUEUE},
     "retrieval.tasks.evaluation_sets_run_due": {"queue": MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
-    # Each source whose sync interval has passed is synced (sources.tasks).
+    # Each source whose sync interval has passed is synced, each mirror source whose permission
+    # interval has passed has its permission pass (sources.tasks).
     "sync-due-sources": {"task": "sources.tasks.sources_sync_due", "schedule": 60.0},
     # Every 30 s: with PRODRAG_INGEST_ORPHAN_SECONDS (30), a killed worker's documents are queued
     # again within a minute.

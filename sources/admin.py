@@ -1,15 +1,28 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from documents.models import Collection
+from sources.credentials import Credentials, credentials_open, credentials_username
 from sources.models import Source, SourceRun
-from sources.services import source_location_check
+from sources.services import source_check, source_save
 from sources.tasks import source_sync_run
 
 
 class SourceForm(forms.ModelForm):
+    """The credentials are write-only: the user name is shown, the secret never (left empty,
+    it stays as stored; "clear" removes both)."""
+
+    username = forms.CharField(required=False, help_text="User name or access key id.")
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Password, token or secret key; or env:NAME to read it from the worker's "
+        "environment variable NAME. Never shown; leave empty to keep the stored one.",
+    )
+    clear_credentials = forms.BooleanField(required=False)
+
     class Meta:
         model = Source
         fields = [
@@ -17,23 +30,46 @@ class SourceForm(forms.ModelForm):
             "kind",
             "location",
             "branch",
+            "endpoint",
+            "hosts",
             "collection",
+            "permission_mode",
             "include",
             "exclude",
             "sync_minutes",
+            "permission_minutes",
             "max_deletion_share",
         ]
 
-    def clean(self):
-        cleaned = super().clean()
-        if "kind" in cleaned and "location" in cleaned:
-            try:
-                cleaned["location"] = source_location_check(
-                    kind=cleaned["kind"], location=cleaned["location"]
-                )
-            except ValueError as exc:
-                self.add_error("location", str(exc))
-        return cleaned
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["username"].initial = credentials_username(self.instance.credentials)
+
+    def credentials(self) -> Credentials | None:
+        """What to store: None keeps the stored credentials."""
+        data = self.cleaned_data
+        if data.get("clear_credentials"):
+            return Credentials()
+        stored = credentials_username(self.instance.credentials) if self.instance.pk else ""
+        if data.get("secret") or data.get("username", "") != stored:
+            secret = data.get("secret") or (
+                credentials_open(self.instance.credentials).secret
+                if self.instance.credentials
+                else ""
+            )
+            return Credentials(username=data.get("username", ""), secret=secret)
+        return None
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.errors or not self.cleaned_data.get("collection"):
+            return
+        # The checks source_save makes, shown on the form's fields.
+        try:
+            source_check(source=self.instance)
+        except ValidationError as exc:
+            self._update_errors(exc)
 
 
 class SourceRunInline(admin.TabularInline):
@@ -63,7 +99,7 @@ class SourceAdmin(admin.ModelAdmin):
     they manage."""
 
     form = SourceForm
-    list_display = ["name", "kind", "collection", "sync_minutes", "last_outcome"]
+    list_display = ["name", "kind", "collection", "permission_mode", "sync_minutes", "last_outcome"]
     search_fields = ["name"]
     inlines = [SourceRunInline]
     actions = ["sync_now"]
@@ -109,7 +145,7 @@ class SourceAdmin(admin.ModelAdmin):
             Collection.objects.managed_by(request.user).filter(pk=obj.collection_id).exists()
         ):
             raise PermissionDenied
-        super().save_model(request, obj, form, change)
+        source_save(source=obj, credentials=form.credentials())
 
     @admin.display(description="last run")
     def last_outcome(self, obj: Source) -> str:

@@ -10,7 +10,8 @@ from sources.models import Source, SourceRun
 
 
 class SourceStates:
-    """Each source's age of its last successful sync: growing past the source's interval, it
+    """Each source's age of its last successful sync, and a mirror source's age of its last
+    permission pass (the lag of a revocation there): growing past the source's interval, it
     says the source is not being synced."""
 
     def collect(self):
@@ -18,7 +19,7 @@ class SourceStates:
         try:
             sources = list(
                 Source.objects.annotate(last=Max("runs__finished_at", filter=done)).values_list(
-                    "name", "last"
+                    "name", "last", "permission_mode", "permissions_checked_at"
                 )
             )
         except DatabaseError:
@@ -28,8 +29,17 @@ class SourceStates:
             "Seconds since each source's last sync that ended done (absent: never).",
             labels=["source"],
         )
+        lag = GaugeMetricFamily(
+            "prodrag_source_permission_lag_seconds",
+            "Seconds since each mirror source's last permission pass began: how old the "
+            "readers it mirrors may be (absent: never).",
+            labels=["source"],
+        )
         now = timezone.now()
-        for name, last in sources:
+        for name, last, mode, checked in sources:
             if last is not None:
                 age.add_metric([name], (now - last).total_seconds())
+            if mode == Source.PermissionMode.MIRROR and checked is not None:
+                lag.add_metric([name], (now - checked).total_seconds())
         yield age
+        yield lag

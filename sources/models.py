@@ -11,21 +11,50 @@ class Source(models.Model):
 
     class Kind(models.TextChoices):
         FOLDER = "folder", "folder (local or mounted)"
+        SMB = "smb", "SMB/CIFS share"
         GIT = "git", "git repository (one branch)"
+        WEB = "web", "website (sitemap or crawl)"
+        WEBDAV = "webdav", "WebDAV folder"
+        S3 = "s3", "S3-compatible bucket"
+
+    class PermissionMode(models.TextChoices):
+        COLLECTION = "collection", "collection: readers of the collection read its documents"
+        MIRROR = "mirror", "mirror: each document's readers come from the source's own ACL"
 
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     location = models.CharField(
         max_length=1000,
-        help_text="Folder path, or the repository's URL (git://, https://, a path).",
+        help_text="Folder path; smb://server/share/folder; the repository's URL (git://, "
+        "https://, ssh://, a path); the site's sitemap or start URL; the WebDAV folder's URL; "
+        "s3://bucket/prefix.",
     )
     branch = models.CharField(max_length=200, blank=True, help_text="Git: the branch followed.")
+    endpoint = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="S3: the service's URL for S3-compatible storage (MinIO, Ceph...); empty: AWS.",
+    )
+    hosts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Website: further host names the crawl may follow links to (the location's "
+        "own host always); no other host is fetched.",
+    )
+    credentials = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="User name and secret, encrypted (sources.credentials); never shown.",
+    )
     collection = models.ForeignKey(Collection, on_delete=models.PROTECT, related_name="sources")
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
         related_name="+",
         help_text="Documents from this source are uploaded in this user's name.",
+    )
+    permission_mode = models.CharField(
+        max_length=16, choices=PermissionMode.choices, default=PermissionMode.COLLECTION
     )
     include = models.JSONField(
         default=list, blank=True, help_text="Glob patterns of item paths to index; empty: all."
@@ -39,11 +68,24 @@ class Source(models.Model):
     sync_minutes = models.PositiveIntegerField(
         default=60, help_text="Synced this often by the worker; 0: only when asked."
     )
+    permission_minutes = models.PositiveIntegerField(
+        default=5,
+        help_text="Mirror mode: the items' permissions are read again this often, without "
+        "reading their content; 0: only with each sync.",
+    )
+    permissions_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     checkpoint = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def address(self, key: str) -> str:
+        """Where an item of this source is: its URL (a website's items are their URLs) or
+        path."""
+        if self.kind == self.Kind.WEB:
+            return key
+        return f"{self.location.rstrip('/')}/{key}"
 
 
 class SourceItem(models.Model):
@@ -59,6 +101,12 @@ class SourceItem(models.Model):
     )
     document = models.ForeignKey(
         Document, null=True, on_delete=models.SET_NULL, related_name="source_items"
+    )
+    readers = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Mirror mode: who the source lets read the item, as read there "
+        '({"users": [...], "groups": [...]}); null: its ACL could not be read (grants nothing).',
     )
     synced_at = models.DateTimeField(default=timezone.now)
 

@@ -5,7 +5,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from sources.models import Source
-from sources.services import source_sync
+from sources.services import source_permissions_sync, source_sync
 
 
 @shared_task
@@ -19,17 +19,41 @@ def source_sync_run(source_id: int) -> str:
 
 
 @shared_task
+def source_permissions_run(source_id: int) -> str:
+    """The permission pass of one mirror source; quietly nothing when it is gone or another
+    pass of it runs."""
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:
+        return "gone"
+    changed = source_permissions_sync(source=source)
+    return "already running" if changed is None else f"{changed} changed"
+
+
+@shared_task
 def sources_sync_due() -> int:
-    """Queue a sync of each source whose interval has passed since its last run started.
-    Returns how many."""
+    """Queue a sync of each source whose interval has passed since its last run started, and
+    a permission pass of each mirror source whose permission interval has passed since its
+    last pass. Returns how many of both."""
     now = timezone.now()
-    due = [
+    sources = list(Source.objects.annotate(last=Max("runs__started_at")))
+    syncs = [
         source.pk
-        for source in Source.objects.filter(sync_minutes__gt=0).annotate(
-            last=Max("runs__started_at")
-        )
-        if source.last is None or now - source.last >= timedelta(minutes=source.sync_minutes)
+        for source in sources
+        if source.sync_minutes
+        and (source.last is None or now - source.last >= timedelta(minutes=source.sync_minutes))
     ]
-    for pk in due:
+    passes = [
+        source.pk
+        for source in sources
+        if source.permission_mode == Source.PermissionMode.MIRROR
+        and source.permission_minutes
+        and (
+            source.permissions_checked_at is None
+            or now - source.permissions_checked_at >= timedelta(minutes=source.permission_minutes)
+        )
+    ]
+    for pk in syncs:
         source_sync_run.delay(pk)
-    return len(due)
+    for pk in passes:
+        source_permissions_run.delay(pk)
+    return len(syncs) + len(passes)

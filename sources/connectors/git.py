@@ -17,12 +17,14 @@ from dulwich import porcelain
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.repo import Repo
 
-from sources.connectors import ItemUnreadable, Listed, SourceUnavailable
+from sources.connectors import Connector, ItemUnreadable, Listed, SourceUnavailable
+from sources.credentials import Credentials
 
 
-class GitConnector:
-    def __init__(self, location: str, branch: str, mirror: Path):
+class GitConnector(Connector):
+    def __init__(self, location: str, branch: str, mirror: Path, credentials: Credentials):
         self.location, self.branch, self.mirror = location, branch or "main", mirror
+        self.credentials = credentials
         self.revision = ""
         self._blobs: dict[str, bytes] = {}
 
@@ -31,7 +33,13 @@ class GitConnector:
         try:
             repo = self._repo()
             with repo, open(os.devnull, "wb") as quiet:
-                fetched = porcelain.fetch(repo, self.location, errstream=quiet)
+                fetched = porcelain.fetch(
+                    repo,
+                    self.location,
+                    errstream=quiet,
+                    username=self.credentials.username or None,
+                    password=self.credentials.secret or None,
+                )
                 if ref not in fetched.refs:
                     raise SourceUnavailable(f"{self.location} has no branch {self.branch!r}")
                 head = fetched.refs[ref]
@@ -62,3 +70,6 @@ class GitConnector:
             return Repo(str(self.mirror))
         self.mirror.mkdir(parents=True, exist_ok=True)
         return Repo.init_bare(str(self.mirror))
+
+    def checkpoint(self) -> dict:
+        return {"revision": self.revision}

@@ -32,7 +32,8 @@ def manager(client, settings, tmp_path):
 
 def _add(client, **fields):
     data = {"name": "hr-share", "kind": "folder", "branch": "", "include": "[]",
-            "exclude": "[]", "sync_minutes": 60, "max_deletion_share": 0.1,
+            "exclude": "[]", "hosts": "[]", "endpoint": "", "permission_mode": "collection",
+            "sync_minutes": 60, "permission_minutes": 5, "max_deletion_share": 0.1,
             "runs-TOTAL_FORMS": 0, "runs-INITIAL_FORMS": 0} | fields  # fmt: skip
     return client.post(reverse("admin:sources_source_add"), data)
 

@@ -19,7 +19,7 @@ from documents.services.ingestion import documents_ingest
 from sources.connectors import ItemUnreadable
 from sources.connectors.folder import FolderConnector
 from sources.models import Source, SourceItem, SourceRun
-from sources.services import _lock, source_sync
+from sources.services import _LOCK_SPACE, _lock, source_sync
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
 
@@ -199,10 +199,10 @@ def test_a_second_sync_of_a_source_waits_its_turn(source):
 
     def hold():
         try:
-            assert _lock(source, "pg_try_advisory_lock")
+            assert _lock(source, _LOCK_SPACE, "pg_try_advisory_lock")
             taken.set()
             release.wait(30)
-            _lock(source, "pg_advisory_unlock")
+            _lock(source, _LOCK_SPACE, "pg_advisory_unlock")
         finally:
             connection.close()
 
