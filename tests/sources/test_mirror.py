@@ -9,6 +9,7 @@ The machine's own accounts serve as the source's principals: user `daemon`, grou
 import grp
 import os
 import pwd
+import shutil
 import subprocess
 
 import pytest
@@ -32,8 +33,11 @@ pytestmark = pytest.mark.django_db
 DAEMON, ADM, STAFF = pwd.getpwnam("daemon").pw_uid, grp.getgrnam("adm").gr_gid, 50
 
 
+SETFACL = shutil.which("setfacl") or "/usr/bin/setfacl"  # Debian's acl (make test installs it)
+
+
 def setfacl(*arguments):
-    subprocess.run(["setfacl", *arguments], check=True)
+    subprocess.run([SETFACL, *arguments], check=True)
 
 
 @pytest.fixture
