@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 
 from django.conf import settings
 from django.db import connection
@@ -29,6 +30,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def port_wait(port: int, what: str, process=None, seconds: float = 30) -> None:
+    """Return once something listens on the loopback port; RuntimeError naming `what` when
+    nothing does within `seconds` (or its `process` exits first)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen within {seconds:.0f} s")
 
 
 def process_env(**extra: str) -> dict[str, str]:

@@ -102,7 +102,7 @@ class WebConnector(Connector):
                 raise SourceUnavailable(f"cannot read {base}/robots.txt: {exc}") from exc
             if response.status_code >= 500:
                 robots.disallow_all = True
-            elif response.status_code >= 400 or response.is_redirect:
+            elif response.status_code >= 300:
                 robots.allow_all = True
             else:
                 robots.parse(response.text.splitlines())
@@ -127,7 +127,7 @@ class WebConnector(Connector):
                                 )
             except httpx.HTTPError as exc:
                 raise SourceUnavailable(f"cannot fetch {url}: {exc}") from exc
-            if response.is_redirect:
+            if response.has_redirect_location:
                 target = urldefrag(urljoin(url, response.headers.get("location", "")))[0]
                 if not self.allowed(target):
                     return None
@@ -187,6 +187,8 @@ class WebConnector(Connector):
         queue, queued, seen = deque([self.start]), {self.start}, set()
         while queue and len(seen) < self.max_pages:
             url = queue.popleft()
+            if self.pages.get(url, {}).get("alias") in seen:
+                continue  # it redirected to (or named as canonical) a page already listed
             page = self._page(url)
             if page is None:
                 continue
@@ -199,7 +201,11 @@ class WebConnector(Connector):
                 if link not in queued and self.allowed(link):
                     queued.add(link)
                     queue.append(link)
-        self.pages = {url: state for url, state in self.pages.items() if url in seen}
+        self.pages = {
+            url: state
+            for url, state in self.pages.items()
+            if url in seen or state.get("alias") in seen
+        }
 
     def _page(self, url: str) -> tuple[str, str] | None:
         """(key, marker) of the page at `url`, asked conditionally when it was seen before;
@@ -228,6 +234,8 @@ class WebConnector(Connector):
             links, canonical = _links(fetched.url, fetched.body)
             if canonical and self.allowed(canonical):
                 key = canonical
+        if key != url:
+            self.pages[url] = {"alias": key}
         self.pages[key] = {"etag": etag, "modified": modified, "marker": marker, "links": links,
                            "html": fetched.html}  # fmt: skip
         self._bodies[key] = fetched.body

@@ -4,12 +4,10 @@ repository on a loopback port, and a working clone the tests commit and push fro
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.processes import free_port
+from tests.processes import free_port, port_wait
 
 GIT = shutil.which("git") or "/usr/bin/git"
 _AUTHOR = ["-c", "user.name=Docs Writer", "-c", "user.email=docs@example.org"]
@@ -33,14 +31,7 @@ class GitDaemon:
              f"--port={self.port}", "--listen=127.0.0.1", str(self.base)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("git daemon did not listen within 15 s")
+        port_wait(self.port, "git daemon", self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
