@@ -93,7 +93,14 @@ $(SLAPD):
 		{ $(SUDO) apt-get update -q && \
 		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd; }
 
-test: install $(CHROMIUM) $(SLAPD)
+# Debian's acl tools for the mirror-mode tests (tests/sources/test_mirror.py sets POSIX ACLs).
+SETFACL := /usr/bin/setfacl
+
+$(SETFACL):
+	$(SUDO) apt-get install -y -q acl || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q acl; }
+
+test: install $(CHROMIUM) $(SLAPD) $(SETFACL)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
