@@ -100,7 +100,16 @@ $(SETFACL):
 	$(SUDO) apt-get install -y -q acl || \
 		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q acl; }
 
-test: install $(CHROMIUM) $(SLAPD) $(SETFACL)
+# Debian's Samba for the SMB source test (tests/sources/servers.py starts its own smbd on a
+# loopback port, never the system's).
+SMBD := /usr/sbin/smbd
+
+$(SMBD):
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q samba || \
+		{ $(SUDO) apt-get update -q && \
+		  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q samba; }
+
+test: install $(CHROMIUM) $(SLAPD) $(SETFACL) $(SMBD)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache

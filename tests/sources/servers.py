@@ -1,10 +1,12 @@
 """Real servers for the remote source tests, each started on a loopback port for one test:
-a WebDAV server (wsgidav, from PyPI, serving a folder with basic authentication) and an S3
-server (moto's server mode: a protocol emulator of S3, the one S3 server that installs here)."""
+a WebDAV server (wsgidav, from PyPI, serving a folder with basic authentication), an S3
+server (moto's server mode: a protocol emulator of S3, the one S3 server that installs here)
+and an SMB server (Debian's samba, which `make test` installs)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,8 @@ from tests.processes import free_port, port_wait
 
 BIN = Path(sys.executable).parent
 USER, PASSWORD = "reader", "dav-s3cret"
+SMBD = shutil.which("smbd") or "/usr/sbin/smbd"
+SMBPASSWD = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
 
 
 class Server:
@@ -30,8 +34,11 @@ class Server:
         raise NotImplementedError
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)  # fmt: skip
+        # A session of its own: smbd signals its whole process group when it stops.
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
         port_wait(self.port, self.what, self.process)
 
     def stop(self) -> None:
@@ -96,3 +103,49 @@ class S3(Server):
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket="docs", Key=key)
+
+
+class Samba(Server):
+    """Debian's smbd serving `root` as the share `docs` on a loopback port, with everything
+    it keeps (its account database, locks, logs) in a folder of its own; its one account is
+    the machine's user `daemon` (every Debian system has it) with PASSWORD. The files' NT
+    ACLs are Samba's from their POSIX owner, group and mode: the account's SID, the Unix
+    group's SID (S-1-22-2-gid) and Everyone."""
+
+    what = "smbd"
+
+    def __init__(self, root: Path):
+        super().__init__()
+        self.root, self.state = root, root.parent / "samba"
+        self.url = f"smb://127.0.0.1:{self.port}/docs"
+
+    def command(self) -> list[str]:
+        for folder in ("private", "lock", "state", "cache", "run", "ncalrpc"):
+            (self.state / folder).mkdir(parents=True, exist_ok=True)
+        config = self.state / "smb.conf"
+        config.write_text(f"""[global]
+  server role = standalone server
+  smb ports = {self.port}
+  bind interfaces only = yes
+  interfaces = 127.0.0.1
+  disable netbios = yes
+  private dir = {self.state}/private
+  lock directory = {self.state}/lock
+  state directory = {self.state}/state
+  cache directory = {self.state}/cache
+  pid directory = {self.state}/run
+  ncalrpc dir = {self.state}/ncalrpc
+  log file = {self.state}/log.%m
+  passdb backend = tdbsam:{self.state}/private/passdb.tdb
+  load printers = no
+  printcap name = /dev/null
+  map to guest = never
+[docs]
+  path = {self.root}
+  read only = yes
+""")
+        subprocess.run(
+            [SMBPASSWD, "-c", str(config), "-a", "-s", "daemon"],
+            input=f"{PASSWORD}\n{PASSWORD}\n", text=True, check=True, capture_output=True,
+        )  # fmt: skip
+        return [SMBD, "-F", "--no-process-group", "-s", str(config)]
