@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("documents.api.urls")),
     path("", include("retrieval.api.urls")),
     path("", include("chat.api.urls")),
+    path("", include("sources.api.urls")),
 ]
 
 login_limited = throttled(LoginAddressThrottle, LoginUsernameThrottle)

@@ -9,12 +9,12 @@ from sources.services import source_permissions_sync, source_sync
 
 
 @shared_task
-def source_sync_run(source_id: int) -> str:
+def source_sync_run(source_id: int, allow_deletions: bool = False) -> str:
     """Sync one source; quietly nothing when it is gone or another sync of it runs."""
     source = Source.objects.filter(pk=source_id).first()
     if source is None:
         return "gone"
-    run = source_sync(source=source)
+    run = source_sync(source=source, allow_deletions=allow_deletions)
     return run.outcome if run is not None else "already running"
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from accounts.services import token_create, token_revoke
 from chat.services import answer_create
+from sources.models import Source
 from tests.api import api_client, upload
 from tests.chat.asking import question_add
 
@@ -26,7 +27,12 @@ def world(people, handbook):
     owner = people["owner"]
     question = question_add(conversation=None, user=owner, text="How much annual leave?")
     answer = answer_create(question=question, user=owner)
+    source = Source.objects.create(
+        name="handbook-site", kind="web", owner=owner, collection=people["handbook"],
+        location="https://h.example/",
+    )  # fmt: skip
     return {
+        "source": source.pk,
         "collection": people["handbook"].pk,
         "document": handbook["leave.md"].pk,
         "conversation": question.conversation_id,
@@ -54,6 +60,15 @@ ENDPOINTS = [
     ("get", "conversations/{conversation}/messages/", None, False, (200, 404, 404, 404)),
     ("get", "answers/{answer}/", None, False, (200, 404, 404, 404)),
     ("post", "answers/{answer}/feedback/", {"helpful": True}, False, (201, 404, 404, 404)),
+    # Sources are their collection's managers' (the owner); a reader of the collection may
+    # not add one (403), and to anyone else the collection is as missing (400: no such id).
+    ("get", "sources/", None, False, (200, 200, 200, 200)),
+    ("get", "sources/{source}/", None, False, (200, 404, 404, 200)),
+    ("get", "sources/{source}/runs/", None, False, (200, 404, 404, 200)),
+    ("post", "sources/", "source", True, (201, 403, 400, 201)),
+    ("patch", "sources/{source}/", {"sync_minutes": 5}, True, (200, 404, 404, 200)),
+    ("post", "sources/{source}/sync/", None, True, (202, 404, 404, 202)),
+    ("delete", "sources/{source}/", None, True, (204, 404, 404, 204)),
 ]
 IDS = [f"{method} {path}" for method, path, *_ in ENDPOINTS]
 
@@ -62,6 +77,9 @@ def _call(client, method, path, body, world, people):
     url = "/api/v1/" + path.format(**world)
     if body == "upload":
         return upload(client, people["handbook"], name="matrix.md")
+    if body == "source":
+        body = {"name": "matrix-site", "kind": "web", "location": "https://m.example/",
+                "collection": world["collection"]}  # fmt: skip
     return getattr(client, method)(url, body, format="json")
 
 
