@@ -262,6 +262,7 @@ class DocumentAdmin(AuthorityAdmin):
     list_select_related = ["collection", "owner"]
     readonly_fields = [
         "source",
+        "origin",
         "external_id",
         "content_type",
         "sha256",
@@ -282,6 +283,20 @@ class DocumentAdmin(AuthorityAdmin):
     ]
     inlines = [VersionInline]
     actions = ["reprocess"]
+
+    @admin.display(description="synced from")
+    def origin(self, obj: Document) -> str:
+        """The source items this document is (sources' SourceItem, by its reverse relation):
+        where, what marked its last change (an ETag, a blob id, size and modification
+        time), the commit it was fetched at, and when."""
+        items = obj.source_items.select_related("source") if obj.pk else []
+        lines = [
+            f"{item.source.address(item.key)} (marker {item.marker}"
+            + (f", commit {item.revision[:12]}" if item.revision else "")
+            + f", synced {item.synced_at:%Y-%m-%d %H:%M} UTC)"
+            for item in items
+        ]
+        return "\n".join(lines) or "uploaded, not synced from a source"
 
     @admin.display(description="type", ordering="content_type")
     def kind(self, obj: Document) -> str:

@@ -99,8 +99,11 @@ class SourceAdmin(admin.ModelAdmin):
     they manage."""
 
     form = SourceForm
-    list_display = ["name", "kind", "collection", "permission_mode", "sync_minutes", "last_outcome"]
+    list_display = ["name", "kind", "collection", "permission_mode", "state", "next_run"]
+    # The collections of the sources listed (those the user manages), not every collection's.
+    list_filter = [("collection", admin.RelatedOnlyFieldListFilter), "kind", "permission_mode"]
     search_fields = ["name"]
+    readonly_fields = ["state", "next_run", "last_errors", "permissions_checked_at"]
     inlines = [SourceRunInline]
     actions = ["sync_now"]
 
@@ -147,10 +150,46 @@ class SourceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         source_save(source=obj, credentials=form.credentials())
 
-    @admin.display(description="last run")
-    def last_outcome(self, obj: Source) -> str:
+    @admin.display(description="state")
+    def state(self, obj: Source) -> str:
+        """The running sync's progress, or the last run's outcome and counts."""
+        run = obj.runs.first() if obj.pk else None
+        if run is None:
+            return "never synced"
+        if run.outcome == SourceRun.Outcome.RUNNING:
+            done = run.added + run.changed + run.unchanged + run.failed
+            return (
+                f"running since {run.started_at:%H:%M:%S}: {done} of {run.seen} items"
+                if run.seen
+                else f"running since {run.started_at:%H:%M:%S}: listing the source"
+            )
+        return (
+            f"{run.get_outcome_display()} ({run.started_at:%Y-%m-%d %H:%M}): {run.seen} seen, "
+            f"{run.added} added, {run.changed} changed, {run.unchanged} unchanged, "
+            f"{run.deleted} deleted, {run.failed} failed"
+        )
+
+    @admin.display(description="next run")
+    def next_run(self, obj: Source) -> str:
+        if not obj.pk:
+            return "-"
         run = obj.runs.first()
-        return f"{run.get_outcome_display()} ({run.started_at:%Y-%m-%d %H:%M})" if run else "-"
+        sync = obj.next_sync_at(run.started_at if run else None)
+        text = f"sync {sync:%Y-%m-%d %H:%M}" if sync else "sync only when asked"
+        if (permissions := obj.next_permission_pass_at()) is not None:
+            text += f"; permissions {permissions:%Y-%m-%d %H:%M}"
+        return text
+
+    @admin.display(description="last errors")
+    def last_errors(self, obj: Source) -> str:
+        run = obj.runs.exclude(outcome=SourceRun.Outcome.RUNNING).first() if obj.pk else None
+        if run is None:
+            return "-"
+        lines = [run.error] if run.error else []
+        lines += [f"{key}: {reason}" for key, reason in run.errors[:20]]
+        if len(run.errors) > 20:
+            lines.append(f"... and {len(run.errors) - 20} more (the runs below)")
+        return "\n".join(lines) or "none"
 
     @admin.action(description="Sync the selected sources now")
     def sync_now(self, request, queryset):

@@ -1,3 +1,5 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -79,6 +81,24 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def next_sync_at(self, last_started: datetime | None) -> datetime | None:
+        """When the worker syncs it next (beat checks every minute), given when its last run
+        started; None when it is synced only when asked."""
+        if not self.sync_minutes:
+            return None
+        if last_started is None:
+            return self.created_at  # due since it was added
+        return last_started + timedelta(minutes=self.sync_minutes)
+
+    def next_permission_pass_at(self) -> datetime | None:
+        """When the worker reads its items' readers next (mirror mode); None: never by
+        itself."""
+        if self.permission_mode != self.PermissionMode.MIRROR or not self.permission_minutes:
+            return None
+        if self.permissions_checked_at is None:
+            return self.created_at
+        return self.permissions_checked_at + timedelta(minutes=self.permission_minutes)
 
     def address(self, key: str) -> str:
         """Where an item of this source is: its URL (a website's items are their URLs) or

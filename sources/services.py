@@ -244,6 +244,7 @@ def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
         logger.error("source %s could not be read, nothing deleted: %s", source, exc)
         return
     run.seen = len(listed)
+    run.save(update_fields=["seen"])  # the admin shows progress against it
     known = {item.key: item for item in SourceItem.objects.filter(source=source)}
     names = PrincipalMap()
     for number, (key, item) in enumerate(sorted(listed.items()), start=1):

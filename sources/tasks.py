@@ -1,5 +1,3 @@
-from datetime import timedelta
-
 from celery import shared_task
 from django.db.models import Max
 from django.utils import timezone
@@ -39,18 +37,12 @@ def sources_sync_due() -> int:
     syncs = [
         source.pk
         for source in sources
-        if source.sync_minutes
-        and (source.last is None or now - source.last >= timedelta(minutes=source.sync_minutes))
+        if (due := source.next_sync_at(source.last)) is not None and due <= now
     ]
     passes = [
         source.pk
         for source in sources
-        if source.permission_mode == Source.PermissionMode.MIRROR
-        and source.permission_minutes
-        and (
-            source.permissions_checked_at is None
-            or now - source.permissions_checked_at >= timedelta(minutes=source.permission_minutes)
-        )
+        if (due := source.next_permission_pass_at()) is not None and due <= now
     ]
     for pk in syncs:
         source_sync_run.delay(pk)

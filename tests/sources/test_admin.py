@@ -1,7 +1,9 @@
 """The Sources admin and schedule: a collection's manager adds a source only to a collection
 they manage and only from the folders PRODRAG_SOURCE_FOLDERS allows (never the server's own
 files); Sync now queues only sources they manage; the worker's beat task queues the sources
-whose interval has passed."""
+whose interval has passed, and the permission passes of mirror sources; the Sources page shows
+each source's progress, last and next run and errors, never its secret; a document's page
+shows the source item it came from."""
 
 from datetime import timedelta
 
@@ -10,7 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from sources.models import Source, SourceRun
+from documents.models import Document
+from sources.credentials import Credentials, credentials_open
+from sources.models import Source, SourceItem, SourceRun
+from sources.services import source_save
 from sources.tasks import sources_sync_due
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
@@ -106,3 +111,72 @@ def test_the_beat_task_queues_the_sources_whose_interval_has_passed(monkeypatch)
 
     assert sources_sync_due() == 2
     assert sorted(queued) == sorted([never.pk, due.pk])
+
+
+def test_the_beat_task_queues_mirror_sources_permission_passes(monkeypatch):
+    queued = []
+    monkeypatch.setattr("sources.tasks.source_sync_run.delay", lambda pk: None)
+    monkeypatch.setattr("sources.tasks.source_permissions_run.delay", queued.append)
+    owner = UserFactory()
+    mirrored = source_save(source=Source(
+        name="m", kind="folder", location="/x", owner=owner, permission_mode="mirror",
+        collection=CollectionFactory(owner=owner), permission_minutes=5,
+    ), folders_checked=False)  # fmt: skip
+    Source.objects.create(name="c", kind="folder", location="/y", owner=owner,
+                          collection=CollectionFactory(owner=owner))  # fmt: skip
+
+    sources_sync_due()
+    assert queued == [mirrored.pk]  # never checked: due; the collection-mode one has none
+    queued.clear()
+    Source.objects.filter(pk=mirrored.pk).update(permissions_checked_at=timezone.now())
+    sources_sync_due()
+    assert queued == []
+    Source.objects.filter(pk=mirrored.pk).update(
+        permissions_checked_at=timezone.now() - timedelta(minutes=6)
+    )
+    sources_sync_due()
+    assert queued == [mirrored.pk]
+
+
+def test_the_sources_page_shows_progress_runs_and_errors_but_never_the_secret(client, manager):
+    source = source_save(
+        source=Source(name="hr-share", kind="webdav", location="https://dav.example.org/hr/",
+                      owner=manager["user"], collection=manager["mine"]),
+        credentials=Credentials(username="svc-dav", secret="correct horse battery"),
+    )  # fmt: skip
+    SourceRun.objects.create(source=source, outcome="held", seen=40, unchanged=30,
+                             error="12 of the source's 40 documents would be deleted",
+                             errors=[["a.pdf", "cannot read a.pdf: 403"]])  # fmt: skip
+    SourceRun.objects.create(source=source, seen=40, added=3, unchanged=20)  # running
+
+    listed = client.get(reverse("admin:sources_source_changelist")).content.decode()
+    assert "running since" in listed and "23 of 40 items" in listed
+    page = client.get(reverse("admin:sources_source_change", args=[source.pk])).content.decode()
+    assert "12 of the source&#x27;s 40 documents would be deleted" in page
+    assert "a.pdf: cannot read a.pdf: 403" in page
+    assert "svc-dav" in page and "correct horse battery" not in page
+
+    changed = client.post(reverse("admin:sources_source_change", args=[source.pk]), {
+        "name": "hr-share", "kind": "webdav", "location": "https://dav.example.org/hr/",
+        "branch": "", "endpoint": "", "hosts": "[]", "include": "[]", "exclude": "[]",
+        "collection": manager["mine"].pk, "permission_mode": "collection", "sync_minutes": 30,
+        "permission_minutes": 5, "max_deletion_share": 0.1, "username": "svc-dav",
+        "secret": "", "runs-TOTAL_FORMS": 0, "runs-INITIAL_FORMS": 0,
+    })  # fmt: skip
+    assert changed.status_code == 302
+    source.refresh_from_db()
+    assert source.sync_minutes == 30
+    assert credentials_open(source.credentials).secret == "correct horse battery"  # kept
+
+
+def test_a_documents_page_shows_the_source_item_it_came_from(client, manager):
+    source = Source.objects.create(name="docs", kind="git", location="git://git.example/r.git",
+                                   owner=manager["user"], collection=manager["mine"])  # fmt: skip
+    document = Document.objects.create(collection=manager["mine"], owner=manager["user"],
+                                       title="Install", source="git://git.example/r.git/a.md",
+                                       sha256="0" * 64)  # fmt: skip
+    SourceItem.objects.create(source=source, key="docs/install.md", marker="9f2c1e",
+                              revision="b" * 40, document=document)  # fmt: skip
+    page = client.get(reverse("admin:documents_document_change", args=[document.pk]))
+    text = page.content.decode()
+    assert "git://git.example/r.git/docs/install.md (marker 9f2c1e, commit bbbbbbbbbbbb" in text
