@@ -48,7 +48,6 @@ from django.contrib.auth.models import Group  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
 from guardian.shortcuts import assign_perm  # noqa: E402
 
 from accounts.directory_sync import directory_sync  # noqa: E402
@@ -59,13 +58,12 @@ from accounts.models import (  # noqa: E402
     ExternalIdentity,
     User,
 )
+from bench.writes import measured  # noqa: E402
 from documents.models import Collection  # noqa: E402
 from retrieval.selectors import passages_search  # noqa: E402
 from retrieval.types import Filters  # noqa: E402
 from tests.accounts.slapd import Slapd, Tree, person_dn  # noqa: E402
 from tests.handbook import ingest  # noqa: E402
-
-WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE)", re.IGNORECASE)
 
 
 def company(users: int, groups: int) -> Tree:
@@ -86,27 +84,11 @@ def company(users: int, groups: int) -> Tree:
     return tree
 
 
-def rows_written() -> int:
-    """Rows inserted, updated and deleted in this database so far (the statistics collector's
-    counts, flushed first)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_force_next_flush()")
-    time.sleep(1.2)  # the flush happens when the backend goes idle
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables")
-        return int(cursor.fetchone()[0] or 0)
-
-
 def measured_sync(label: str) -> DirectorySync:
-    before = rows_written()
-    with CaptureQueriesContext(connection) as queries:
-        started = time.perf_counter()
+    with measured() as cost:
         run = directory_sync(allow_removals=True)
-        seconds = time.perf_counter() - started
-    writes = sum(1 for q in queries.captured_queries if WRITES.match(q["sql"]))
     print(
-        f"{label}: {seconds:.2f} s, {len(queries)} statements ({writes} writing), "
-        f"{rows_written() - before} rows written; users created {run.users_created}, "
+        f"{label}: {cost}; users created {run.users_created}, "
         f"deactivated {run.users_deactivated}; memberships added {run.memberships_added}, "
         f"removed {run.memberships_removed}; outcome {run.outcome}"
     )

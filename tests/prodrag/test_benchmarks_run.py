@@ -1,5 +1,6 @@
-"""A tiny run of the directory benchmark (bench/directory), so that it keeps working; its
-figures are never timed here (docs/benchmarks.md has the real run's)."""
+"""Tiny runs of the directory and sources benchmarks (bench/directory, bench/sources), so that
+they keep working; their figures are never timed here (docs/benchmarks.md has the real
+runs')."""
 
 import subprocess
 import sys
@@ -7,11 +8,11 @@ import sys
 from django.conf import settings
 
 
-def test_the_directory_benchmark_runs_at_a_tiny_size(tmp_path):
+def bench_run(tmp_path, *arguments: str) -> list[str]:
+    """The benchmark's printed lines, run on a database of its own (stopped afterwards)."""
     pgdata = tmp_path / "pgdata"
     run = subprocess.run(
-        [sys.executable, "-m", "bench.directory", "--users", "40", "--groups", "10",
-         "--interval", "0.5"],
+        [sys.executable, "-m", *arguments],
         cwd=settings.BASE_DIR,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PRODRAG_PGDATA": str(pgdata),
              "HF_HUB_OFFLINE": "1", "PRODRAG_LOG_LEVEL": "warning"},
@@ -21,12 +22,26 @@ def test_the_directory_benchmark_runs_at_a_tiny_size(tmp_path):
     )  # fmt: skip
     try:
         assert run.returncode == 0, run.stderr[-3000:]
-        lines = run.stdout.splitlines()
-        assert any(line.startswith("first sync:") and "users created 40" in line for line in lines)
-        assert any(line.startswith("revocation through SCIM:") for line in lines)
-        assert any(line.startswith("revocation through LDAP") for line in lines)
+        return run.stdout.splitlines()
     finally:
         subprocess.run(
             [sys.executable, "-m", "prodrag.embedded_db", "stop", "--pgdata", str(pgdata)],
             cwd=settings.BASE_DIR, capture_output=True, timeout=120,
         )  # fmt: skip
+
+
+def test_the_directory_benchmark_runs_at_a_tiny_size(tmp_path):
+    lines = bench_run(tmp_path, "bench.directory", "--users", "40", "--groups", "10",
+                      "--interval", "0.5")  # fmt: skip
+    assert any(line.startswith("first sync:") and "users created 40" in line for line in lines)
+    assert any(line.startswith("revocation through SCIM:") for line in lines)
+    assert any(line.startswith("revocation through LDAP") for line in lines)
+
+
+def test_the_sources_benchmark_runs_at_a_tiny_size(tmp_path):
+    lines = bench_run(tmp_path, "bench.sources", "--files", "30", "--interval", "0.5")
+    for kind in ("folder", "git"):
+        unchanged = [line for line in lines if line.startswith(f"{kind} re-sync, nothing")]
+        assert unchanged and "unchanged 30, versions made 0" in unchanged[0], lines
+        assert any(line.startswith(f"{kind} one file edited to searchable:") for line in lines)
+    assert any(line.startswith("mirror revocation") for line in lines), lines

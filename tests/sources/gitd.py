@@ -43,11 +43,11 @@ class GitDaemon:
         for name, text in files.items():
             path = self.work / name
             if text is None:
-                self._git("-C", str(self.work), "rm", "--quiet", name)
+                path.unlink()
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
-                self._git("-C", str(self.work), "add", name)
+        self._git("-C", str(self.work), "add", "--all")
         self._git("-C", str(self.work), *_AUTHOR, "commit", "--quiet", "-m", message)
         self._git("-C", str(self.work), "push", "--quiet", "origin", f"HEAD:{branch}")
         return self._git("-C", str(self.work), "rev-parse", "HEAD").strip()
