@@ -18,6 +18,7 @@ the index within minutes."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -85,6 +86,10 @@ def connector_for(source: Source) -> Connector:
     return FolderConnector(source.location)
 
 
+# A host name a website source may also crawl (its `hosts`): labels and dots, nothing else.
+_HOST = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 # Kinds whose items carry their own permissions, which mirror mode reads.
 MIRRORED_KINDS = (Source.Kind.FOLDER, Source.Kind.SMB)
 _SCHEMES = {
@@ -138,6 +143,8 @@ def source_check(*, source: Source, folders_checked: bool = True) -> None:
         )
     except ValueError as exc:
         errors["location"] = str(exc)
+    if any(not _HOST.fullmatch(str(host)) for host in source.hosts or []):
+        errors["hosts"] = "Give host names alone (intranet.example.org), no scheme or path."
     if mirror and source.kind not in MIRRORED_KINDS:
         errors["permission_mode"] = (
             f"{Source.Kind(source.kind).label} sources keep no permissions per item: use "

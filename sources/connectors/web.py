@@ -184,6 +184,8 @@ class WebConnector(Connector):
         return listed
 
     def _crawl(self) -> Iterator[Listed]:
+        if not self.allowed(self.start):
+            raise SourceUnavailable(f"{self.start}'s robots.txt does not let prodrag read it")
         queue, queued, seen = deque([self.start]), {self.start}, set()
         while queue and len(seen) < self.max_pages:
             url = queue.popleft()

@@ -109,6 +109,7 @@ def test_bad_input_is_a_400_naming_the_field(world):
         ({"kind": "ftp"}, "kind"),
         ({"hosts": "intranet"}, "hosts"),
         ({"include": ["*.md\x00"]}, "include"),
+        ({"hosts": ["https://docs.example.org/"]}, "hosts"),
         ({"max_deletion_share": 3}, "max_deletion_share"),
     ):  # fmt: skip
         answer = api.post(SOURCES, web(world["hr"], **fields), format="json")
