@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -66,7 +67,7 @@ logger = logging.getLogger("prodrag.sources")
 
 _LOCK_SPACE = 0x736F7572  # "sour": sources' advisory locks, apart from the documents' keys
 _PERMISSION_LOCK_SPACE = 0x7065726D  # "perm": a source's permission pass
-_PROGRESS_EVERY = 50
+_PROGRESS_SECONDS = 2.0  # how often a running sync saves its counts (the admin's progress)
 _COUNTED = ("seen", "added", "changed", "unchanged", "deleted", "failed", "errors")
 
 
@@ -254,14 +255,16 @@ def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
     run.save(update_fields=["seen"])  # the admin shows progress against it
     known = {item.key: item for item in SourceItem.objects.filter(source=source)}
     names = PrincipalMap()
-    for number, (key, item) in enumerate(sorted(listed.items()), start=1):
+    saved = time.monotonic()
+    for key, item in sorted(listed.items()):
         stored = known.get(key)
         if stored is not None and stored.marker == item.marker and stored.document_id:
             run.unchanged += 1
         else:
             _item_sync(source, connector, item, run, names)
-        if number % _PROGRESS_EVERY == 0:
+        if time.monotonic() - saved >= _PROGRESS_SECONDS:
             run.save(update_fields=list(_COUNTED))
+            saved = time.monotonic()
     gone = [stored for key, stored in known.items() if key not in listed]
     # A moved or copied file's document stays with its new item: only the others would go.
     kept = set(
