@@ -207,6 +207,7 @@ class VersionInline(admin.TabularInline):
         "embedding_model",
         "embedding_runtime",
         "embedding_quantize",
+        "origin",
         "created_by",
         "created_at",
     ]

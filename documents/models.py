@@ -230,6 +230,12 @@ class DocumentVersion(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    origin = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Where a source had these bytes: the commit, the ETag or the modification "
+        "marker (sources); empty for an upload.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     embedding_model = models.CharField(
         max_length=200, blank=True, help_text="Model that embedded this version's chunks."

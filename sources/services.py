@@ -303,6 +303,7 @@ def _item_sync(
                 owner=source.owner,
                 upload=File(handle, name=connector.file_name(item.key)),
                 source=source.address(item.key),
+                origin=connector.origin(item),
             )
             SourceItem.objects.update_or_create(
                 source=source,

@@ -99,6 +99,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "embedding_dimensions",
             "embedding_runtime",
             "embedding_quantize",
+            "origin",
             "created_at",
         ]
         read_only_fields = fields

@@ -66,6 +66,7 @@ def document_create(
     open_to_staff: bool = False,
     external_id: str = "",
     enqueue: bool = True,
+    origin: str = "",
 ) -> tuple[Document, UploadOutcome]:
     """Store an upload in a collection. Identical bytes already there return that document
     (UNCHANGED); new bytes from a source already there become its next version (NEW_VERSION);
@@ -75,7 +76,8 @@ def document_create(
     checks that the owner may upload into the collection (documents.authority: they manage
     it), so these outcomes never meet a document they may not read. New bytes are
     queued for processing after commit, unless `enqueue` is false (bulk loaders queue their
-    documents in batches themselves).
+    documents in batches themselves). `origin` says where a source had the bytes (a commit, an
+    ETag), kept on the version it makes.
 
     Locks: a savepoint around the insert absorbs a conflict; a new version locks the document
     row (see document_version_add).
@@ -106,6 +108,7 @@ def document_create(
                 name=name,
                 digest=(sha256, size, content_type),
                 by=owner,
+                origin=origin,
             )
     except IntegrityError:
         existing = Document.objects.filter(collection=collection, sha256=sha256).first()
@@ -123,6 +126,7 @@ def document_create(
             digest=(sha256, size, content_type),
             by=owner,
             enqueue=enqueue,
+            origin=origin,
         )
         document.refresh_from_db()
         return document, UploadOutcome.NEW_VERSION
@@ -157,13 +161,15 @@ def _version_add(
     digest: tuple[str, int, str],
     by: User,
     enqueue: bool,
+    origin: str = "",
 ) -> DocumentVersion:
     with transaction.atomic():
         document = Document.objects.select_for_update().get(pk=document.pk)
         number = (document.versions.aggregate(last=Max("number"))["last"] or 0) + 1
         version = _version_store(
-            document=document, number=number, upload=upload, name=name, digest=digest, by=by
-        )
+            document=document, number=number, upload=upload, name=name, digest=digest, by=by,
+            origin=origin,
+        )  # fmt: skip
         if enqueue:
             documents_enqueue(document_ids=[document.pk])
         return version
@@ -177,6 +183,7 @@ def _version_store(
     name: str,
     digest: tuple[str, int, str],
     by: User,
+    origin: str = "",
 ) -> DocumentVersion:
     """Save the bytes as version `number` and make it current; `digest` is (sha256, size,
     content type) of the upload, computed once by the caller."""
@@ -188,6 +195,7 @@ def _version_store(
         size=size,
         content_type=content_type,
         created_by=by,
+        origin=origin,
     )
     version.file.save(name, upload, save=False)
     version.save()

@@ -89,6 +89,11 @@ class Connector:
         """What the next sync starts from (kept on the source after a sync that ends done)."""
         return {}
 
+    def origin(self, item: Listed) -> str:
+        """Where the source had the item's bytes, kept on the version they make: its marker
+        (an ETag, size and modification time...)."""
+        return f"marker {item.marker}"
+
     def file_name(self, key: str) -> str:
         """The item's file name, by which ingestion knows its type (asked after `open`)."""
         return PurePosixPath(key).name

@@ -71,5 +71,8 @@ class GitConnector(Connector):
         self.mirror.mkdir(parents=True, exist_ok=True)
         return Repo.init_bare(str(self.mirror))
 
+    def origin(self, item: Listed) -> str:
+        return f"commit {self.revision}"
+
     def checkpoint(self) -> dict:
         return {"revision": self.revision}

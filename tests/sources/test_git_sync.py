@@ -75,7 +75,10 @@ def test_a_branch_is_indexed_then_followed_commit_by_commit(server, source):
 
     assert counts(run) == (3, 0, 1, 2, 1, 0)
     leave = Document.objects.get(source__endswith="docs/leave.md")
-    assert leave.versions.count() == 2
+    assert list(leave.versions.order_by("number").values_list("origin", flat=True)) == [
+        f"commit {first}",
+        f"commit {second}",
+    ]  # each version records the commit it came from
     assert "30 days" in " ".join(leave.chunks.values_list("text", flat=True))
     assert SourceItem.objects.get(key="docs/leave.md").revision == second
     assert Document.objects.filter(pk=travel.pk).exists()  # moved, not indexed again
