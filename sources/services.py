@@ -239,21 +239,40 @@ def _lock(source: Source, space: int, function: str) -> bool:
     )
 
 
+def _listed(source: Source, connector: Connector) -> tuple[dict[str, Listed], set[str] | None]:
+    """The items to look at, by key, and the keys of items removed, or None for a full
+    listing (then whatever is not listed is gone). A connector that can tell what changed
+    since the checkpoint (git) is asked that, unless the patterns changed since (which makes
+    other items wanted or unwanted) or the checkpoint is empty."""
+    patterns = {"include": source.include, "exclude": source.exclude}
+    changes = (
+        connector.changes(source.checkpoint)
+        if source.checkpoint.get("patterns") == patterns
+        else None
+    )
+    if changes is None:
+        items, removed = connector.listing(), None
+    else:
+        items, removed = changes.changed, set(changes.removed)
+    listed = {item.key: item for item in items if wanted(item.key, source.include, source.exclude)}
+    return listed, removed
+
+
 def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
     connector = connector_for(source)
     try:
-        listed = {
-            item.key: item
-            for item in connector.listing()
-            if wanted(item.key, source.include, source.exclude)
-        }
+        listed, removed = _listed(source, connector)
     except SourceUnavailable as exc:
         _finish(run, SourceRun.Outcome.FAILED, error=str(exc))
         logger.error("source %s could not be read, nothing deleted: %s", source, exc)
         return
     run.seen = len(listed)
     run.save(update_fields=["seen"])  # the admin shows progress against it
-    known = {item.key: item for item in SourceItem.objects.filter(source=source)}
+    items = SourceItem.objects.filter(source=source)
+    total = items.count()
+    if removed is not None:
+        items = items.filter(key__in=[*listed, *removed])
+    known = {item.key: item for item in items}
     names = PrincipalMap()
     saved = time.monotonic()
     for key, item in sorted(listed.items()):
@@ -265,7 +284,11 @@ def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
         if time.monotonic() - saved >= _PROGRESS_SECONDS:
             run.save(update_fields=list(_COUNTED))
             saved = time.monotonic()
-    gone = [stored for key, stored in known.items() if key not in listed]
+    gone = [
+        stored
+        for key, stored in known.items()
+        if (key not in listed if removed is None else key in removed)
+    ]
     # A moved or copied file's document stays with its new item: only the others would go.
     kept = set(
         SourceItem.objects.filter(document_id__in=[g.document_id for g in gone])
@@ -273,10 +296,10 @@ def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
         .values_list("document_id", flat=True)
     )
     going = sum(1 for g in gone if g.document_id is not None and g.document_id not in kept)
-    allowed = max(1, int(source.max_deletion_share * len(known)))
+    allowed = max(1, int(source.max_deletion_share * total))
     if going > allowed and not allow_deletions:
         held = (
-            f"{going} of the source's {len(known)} documents would be deleted, more than its "
+            f"{going} of the source's {total} documents would be deleted, more than its "
             f"max deletion share ({source.max_deletion_share:.0%}); none deleted. Check the "
             "source, then sync with deletions allowed."
         )
@@ -285,7 +308,10 @@ def _run(source: Source, run: SourceRun, allow_deletions: bool) -> None:
         return
     for stored in gone:
         run.deleted += _item_remove(stored, names)
-    source.checkpoint = connector.checkpoint()
+    # After a run with failures the next one lists everything, so that a diff since this
+    # run's commit does not pass over the items that failed.
+    patterns = {"include": source.include, "exclude": source.exclude}
+    source.checkpoint = {} if run.failed else connector.checkpoint() | {"patterns": patterns}
     source.save(update_fields=["checkpoint"])
     _finish(run, SourceRun.Outcome.DONE)
 

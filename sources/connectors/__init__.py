@@ -37,6 +37,15 @@ class Listed:
 
 
 @dataclass(frozen=True)
+class Changes:
+    """What changed since a checkpoint, for connectors that can tell (a git diff): items
+    added or edited, and the keys of items removed. The rest stayed as they were."""
+
+    changed: list[Listed]
+    removed: list[str]
+
+
+@dataclass(frozen=True)
 class Readers:
     """Who the source lets read an item, in the source's own names: user names (or e-mail
     addresses, or SIDs), group names (or SIDs), and whether everyone with an account there
@@ -80,6 +89,10 @@ class Connector:
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         raise NotImplementedError
+
+    def changes(self, checkpoint: dict) -> Changes | None:
+        """What changed since the checkpoint, or None: list everything (`listing`)."""
+        return None
 
     def readers(self, key: str) -> Readers:
         """Who the source lets read the item (mirror mode); ItemUnreadable grants nothing."""

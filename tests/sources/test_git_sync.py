@@ -1,11 +1,15 @@
 """A git source against a real `git daemon`: the branch's files by pattern, then only what
-each new commit changed (edits as new versions, removed files deleted, renames keeping their
-document), the commit recorded; an unreachable server or a missing branch deletes nothing."""
+each new commit changed, by a diff since the last synced commit (edits as new versions,
+removed files deleted, renames keeping their document), the commit recorded; a run with a
+failed item, or new patterns, make the next one list everything; an unreachable server or a
+missing branch deletes nothing."""
 
 import pytest
 
 from documents.models import Document
 from documents.services.ingestion import documents_ingest
+from sources.connectors import ItemUnreadable
+from sources.connectors.git import GitConnector
 from sources.models import Source, SourceItem, SourceRun
 from sources.services import source_sync
 from tests.accounts.factories import UserFactory
@@ -60,7 +64,10 @@ def test_a_branch_is_indexed_then_followed_commit_by_commit(server, source):
     run = synced(source)
 
     assert run.outcome == SourceRun.Outcome.DONE and counts(run) == (4, 4, 0, 0, 0, 0)
-    assert source.checkpoint == {"revision": first}
+    assert source.checkpoint == {
+        "revision": first,
+        "patterns": {"include": ["*.md", "*.py"], "exclude": []},
+    }
     assert set(SourceItem.objects.values_list("revision", flat=True)) == {first}
     assert set(Document.objects.values_list("status", flat=True)) == {"ready"}
     travel = Document.objects.get(source__endswith="docs/travel.md")
@@ -73,7 +80,9 @@ def test_a_branch_is_indexed_then_followed_commit_by_commit(server, source):
     )  # fmt: skip
     run = synced(source)
 
-    assert counts(run) == (3, 0, 1, 2, 1, 0)
+    # The diff names leave.md (edited), docs/travel.md (removed), policies/travel.md (added,
+    # the same bytes: its document kept) and check.py (removed); README.md is not looked at.
+    assert counts(run) == (2, 0, 1, 1, 1, 0)
     leave = Document.objects.get(source__endswith="docs/leave.md")
     assert list(leave.versions.order_by("number").values_list("origin", flat=True)) == [
         f"commit {first}",
@@ -84,7 +93,37 @@ def test_a_branch_is_indexed_then_followed_commit_by_commit(server, source):
     assert Document.objects.filter(pk=travel.pk).exists()  # moved, not indexed again
     assert SourceItem.objects.get(key="policies/travel.md").document_id == travel.pk
     assert not Document.objects.filter(source__endswith="check.py").exists()
-    assert synced(source).unchanged == 3  # nothing new: nothing fetched
+    assert counts(synced(source)) == (0, 0, 0, 0, 0, 0)  # nothing new: an empty diff
+
+
+def test_a_failed_item_or_new_patterns_make_the_next_sync_list_everything(
+    server, source, monkeypatch
+):
+    server.commit({"README.md": "# Handbook", "docs/leave.md": "# Leave\n\n27 days."}, "start")
+    synced(source)
+    server.commit({"docs/leave.md": "# Leave\n\n30 days.", "docs/pay.md": "# Pay\n\nMonthly."},
+                  "more")  # fmt: skip
+    opened = GitConnector.open
+
+    def unreadable(connector, key):
+        if key == "docs/pay.md":
+            raise ItemUnreadable("the blob is missing")
+        return opened(connector, key)
+
+    monkeypatch.setattr(GitConnector, "open", unreadable)
+    failed = synced(source)
+    assert (failed.changed, failed.failed) == (1, 1)
+    assert Source.objects.get(pk=source.pk).checkpoint == {}
+    monkeypatch.undo()
+    source.refresh_from_db()
+    retried = synced(source)  # a full listing: pay.md is found again
+    assert counts(retried) == (3, 1, 0, 2, 0, 0)
+
+    server.commit({"logo.txt": "Northwind"}, "a text file")
+    source.include = [*source.include, "*.txt"]
+    source.save()
+    widened = synced(source)  # new patterns: a full listing, not the diff alone
+    assert (widened.seen, widened.added) == (4, 1)
 
 
 def test_an_unreachable_server_or_a_missing_branch_deletes_nothing(server, source):
