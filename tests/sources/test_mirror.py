@@ -15,6 +15,7 @@ import subprocess
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.urls import reverse
 
 from accounts.models import AuditEvent
@@ -95,6 +96,13 @@ def synced(source):
     return run
 
 
+def permission_mark() -> int:
+    """Where the primary's permission mark stands (accounts.replicas)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT position FROM accounts_permissionmark WHERE id = 1")
+        return int(cursor.fetchone()[0])
+
+
 def found(user, query: str) -> set[str]:
     """The files of the passages a search finds for the user, in every mode."""
     sources = set()
@@ -143,14 +151,17 @@ def test_each_document_is_read_by_those_the_share_lets_read_it(world):
         assert "Audit" not in titles and "Pay" not in titles
 
 
+@pytest.mark.django_db(transaction=True)  # the mark moves once per committed transaction
 def test_a_revocation_at_the_source_reaches_search_at_the_permission_pass(world, share):
     source, people = world["source"], world["people"]
     synced(source)
     assert "board.md" in found(people["clerk"], "board merger Quill")
     versions = DocumentVersion.objects.count()
 
+    mark = permission_mark()
     os.chmod(share / "board.md", 0o600)  # group adm no longer reads it
     assert source_permissions_sync(source=source) == 1
+    assert permission_mark() > mark  # replicas must replay the revocation before serving
 
     assert "board.md" not in found(people["clerk"], "board merger Quill")
     assert "board.md" in found(people["daemon"], "board merger Quill")
