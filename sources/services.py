@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import defaultdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -438,16 +439,16 @@ def source_permissions_sync(*, source: Source) -> int | None:
                 item.readers = readers
                 item.save(update_fields=["readers"])
         names = PrincipalMap()
-        documents = {item.document_id for item in items}
+        by_document: dict[int, list[dict | None]] = defaultdict(list)
+        for item in items:
+            by_document[item.document_id].append(item.readers)
         wanted = {
-            document_id: _readers_union(
-                [item.readers for item in items if item.document_id == document_id], names
-            )
-            for document_id in documents
+            document_id: _readers_union(readers, names)
+            for document_id, readers in by_document.items()
         }
         changed = [
             document_id
-            for document_id, held in _readers_held(documents).items()
+            for document_id, held in _readers_held(set(by_document)).items()
             if held != wanted[document_id]
         ]
         for document in Document.objects.filter(pk__in=changed):

@@ -11,7 +11,9 @@ written to a folder, and committed to a git repository served by `git daemon` on
 - the first sync (every file a new document; ingestion is not run for them: they stay
   pending, which no sync reads);
 - a re-sync with nothing changed: seconds, SQL statements (and how many wrote), rows
-  written, and how many versions were made (must be none: nothing parsed or embedded);
+  written, and how many versions were made (must be none: nothing parsed or embedded); for
+  git, by its diff since the last synced commit, then listing the whole branch (as the sync
+  after a run with a failed item does);
 - one file edited (in the folder; a commit pushed for git): seconds from the edit to the
   first search that finds its new text, by a sync, the ingestion of what it queued and a
   search every 50 ms (what the worker does, run here in one process, with the embedding model
@@ -117,6 +119,14 @@ def content_source(kind: str, location: str, owner: User, edit) -> None:
     made = DocumentVersion.objects.count() - versions
     print(f"{kind} re-sync, nothing changed: {cost}; unchanged {run.unchanged}, "
           f"versions made {made}")  # fmt: skip
+    if kind == "git":  # a diff above; the whole branch listed, as after a run with a failure
+        Source.objects.filter(pk=source.pk).update(checkpoint={})
+        source.refresh_from_db()
+        with measured() as cost:
+            run = source_sync(source=source)
+        made = DocumentVersion.objects.count() - versions
+        print(f"git re-sync listing the whole branch, nothing changed: {cost}; unchanged "
+              f"{run.unchanged}, versions made {made}")  # fmt: skip
     # The model loads once, as in a running worker: not part of the latency below.
     documents_ingest(
         document_ids=[collection.documents.order_by("pk").values_list("pk", flat=True)[1]]

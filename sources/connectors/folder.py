@@ -28,6 +28,7 @@ _USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x
 class FolderConnector(Connector):
     def __init__(self, location: str):
         self.root = Path(location)
+        self._traversers: dict[Path, Readers] = {}
 
     def listing(self) -> Iterator[Listed]:
         if not self.root.is_dir():
@@ -67,7 +68,9 @@ class FolderConnector(Connector):
         try:
             readers = posix_readers(path, READ)
             for folder in [path.parent, *path.parent.parents]:
-                readers &= posix_readers(folder, EXECUTE)
+                if folder not in self._traversers:  # each folder read once per connector
+                    self._traversers[folder] = posix_readers(folder, EXECUTE)
+                readers &= self._traversers[folder]
                 if folder == self.root:
                     break
         except OSError as exc:
