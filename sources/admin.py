@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from documents.models import Collection
-from sources.credentials import Credentials, credentials_open, credentials_username
+from sources.credentials import Credentials, credentials_changed, credentials_username
 from sources.models import Source, SourceRun
 from sources.services import source_check, source_save
 from sources.tasks import source_sync_run
@@ -51,15 +51,13 @@ class SourceForm(forms.ModelForm):
         data = self.cleaned_data
         if data.get("clear_credentials"):
             return Credentials()
+        username = data.get("username", "")
         stored = credentials_username(self.instance.credentials) if self.instance.pk else ""
-        if data.get("secret") or data.get("username", "") != stored:
-            secret = data.get("secret") or (
-                credentials_open(self.instance.credentials).secret
-                if self.instance.credentials
-                else ""
-            )
-            return Credentials(username=data.get("username", ""), secret=secret)
-        return None
+        return credentials_changed(
+            self.instance.credentials,
+            username=None if username == stored else username,
+            secret=data.get("secret") or None,  # left empty: the stored one stays
+        )
 
     def _post_clean(self):
         super()._post_clean()

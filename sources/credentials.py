@@ -68,6 +68,20 @@ def credentials_open(sealed: str) -> Credentials:
     return Credentials(username=values["username"], secret=secret)
 
 
+def credentials_changed(
+    sealed: str, *, username: str | None = None, secret: str | None = None
+) -> Credentials | None:
+    """What to store when a user name or a secret is given (the other stays as stored in
+    `sealed`); None when neither is (the stored credentials stay)."""
+    if username is None and secret is None:
+        return None
+    stored = credentials_open(sealed) if sealed else NONE
+    return Credentials(
+        username=stored.username if username is None else username,
+        secret=stored.secret if secret is None else secret,
+    )
+
+
 def credentials_username(sealed: str) -> str:
     """The user name alone (shown in the admin and the API; the secret never is)."""
     try:

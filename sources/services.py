@@ -471,8 +471,10 @@ def _readers_held(documents: set[int]) -> dict[int, tuple[set[int], set[int], bo
             "pk", "open_to_staff"
         )
     }
-    for grants, at in ((DocumentUserObjectPermission, 0), (DocumentGroupObjectPermission, 1)):
-        field = "user_id" if at == 0 else "group_id"
+    for grants, at, field in (
+        (DocumentUserObjectPermission, 0, "user_id"),
+        (DocumentGroupObjectPermission, 1, "group_id"),
+    ):
         for document_id, principal in grants.objects.filter(
             content_object_id__in=held, permission__codename="view_document"
         ).values_list("content_object_id", field):

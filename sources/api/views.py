@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from documents.models import Collection
 from documents.selectors import access_managed_collection
 from sources.api.serializers import SourceRunSerializer, SourceSerializer, SyncRequestSerializer
-from sources.credentials import Credentials, credentials_open
+from sources.credentials import credentials_changed
 from sources.models import Source
 from sources.services import source_save
 from sources.tasks import source_sync_run
@@ -48,13 +48,7 @@ class SourceViewSet(viewsets.ModelViewSet):
         username, secret = data.pop("username", None), data.pop("secret", None)
         for field, value in data.items():
             setattr(source, field, value)
-        credentials = None
-        if username is not None or secret is not None:
-            stored = credentials_open(source.credentials) if source.credentials else Credentials()
-            credentials = Credentials(
-                username=stored.username if username is None else username,
-                secret=stored.secret if secret is None else secret,
-            )
+        credentials = credentials_changed(source.credentials, username=username, secret=secret)
         try:
             return source_save(source=source, credentials=credentials)
         except ModelValidationError as exc:

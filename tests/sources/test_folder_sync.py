@@ -15,13 +15,13 @@ from django.db import connection
 
 from core import metrics
 from documents.models import Document, DocumentVersion
-from documents.services.ingestion import documents_ingest
 from sources.connectors import ItemUnreadable
 from sources.connectors.folder import FolderConnector
 from sources.models import Source, SourceItem, SourceRun
 from sources.services import _LOCK_SPACE, _lock, source_sync
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
+from tests.sources.syncing import counts, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -52,17 +52,6 @@ def source(folder):
         collection=CollectionFactory(owner=owner), owner=owner,
         include=["*.md", "*.txt"], exclude=["*/drafts/*"], max_deletion_share=0.5,
     )  # fmt: skip
-
-
-def synced(source, **options) -> SourceRun:
-    run = source_sync(source=source, **options)
-    pending = Document.objects.filter(collection=source.collection, status="pending")
-    documents_ingest(document_ids=list(pending.values_list("pk", flat=True)))
-    return run
-
-
-def counts(run: SourceRun) -> tuple:
-    return (run.seen, run.added, run.changed, run.unchanged, run.deleted, run.failed)
 
 
 def test_the_first_sync_indexes_what_the_patterns_include(source):

@@ -7,14 +7,13 @@ missing branch deletes nothing."""
 import pytest
 
 from documents.models import Document
-from documents.services.ingestion import documents_ingest
 from sources.connectors import ItemUnreadable
 from sources.connectors.git import GitConnector
 from sources.models import Source, SourceItem, SourceRun
-from sources.services import source_sync
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
 from tests.sources.gitd import GitDaemon
+from tests.sources.syncing import counts, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -36,17 +35,6 @@ def source(server, settings, tmp_path):
         collection=CollectionFactory(owner=owner), owner=owner,
         include=["*.md", "*.py"], max_deletion_share=0.5,
     )  # fmt: skip
-
-
-def synced(source) -> SourceRun:
-    run = source_sync(source=source)
-    pending = Document.objects.filter(collection=source.collection, status="pending")
-    documents_ingest(document_ids=list(pending.values_list("pk", flat=True)))
-    return run
-
-
-def counts(run: SourceRun) -> tuple:
-    return (run.seen, run.added, run.changed, run.unchanged, run.deleted, run.failed)
 
 
 def test_a_branch_is_indexed_then_followed_commit_by_commit(server, source):

@@ -19,15 +19,15 @@ from django.db import connection
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from documents.models import Document, DocumentVersion
-from documents.services.ingestion import documents_ingest
+from documents.models import DocumentVersion
 from sources.connectors import Readers
 from sources.connectors.folder import FolderConnector
 from sources.models import Source, SourceItem
-from sources.services import source_permissions_sync, source_save, source_sync
+from sources.services import source_permissions_sync, source_save
 from tests.accounts.factories import UserFactory
 from tests.api import api_client
 from tests.documents.factories import CollectionFactory, DocumentFactory
+from tests.sources.syncing import synced
 
 pytestmark = pytest.mark.django_db
 
@@ -87,13 +87,6 @@ def world(share):
         folders_checked=False,
     )  # fmt: skip
     return {"source": source, "people": people, "manager": manager}
-
-
-def synced(source):
-    run = source_sync(source=source)
-    pending = Document.objects.filter(collection=source.collection, status="pending")
-    documents_ingest(document_ids=list(pending.values_list("pk", flat=True)))
-    return run
 
 
 def permission_mark() -> int:

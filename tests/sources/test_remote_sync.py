@@ -6,13 +6,13 @@ deletes nothing and says why, and the credentials are stored encrypted, never in
 import pytest
 
 from documents.models import Document, DocumentVersion
-from documents.services.ingestion import documents_ingest
 from sources.credentials import Credentials
 from sources.models import Source, SourceRun
-from sources.services import source_save, source_sync
+from sources.services import source_save
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
 from tests.sources.servers import PASSWORD, S3, USER, WebDav
+from tests.sources.syncing import counts, synced
 
 pytestmark = pytest.mark.django_db
 
@@ -42,17 +42,6 @@ def server(request, tmp_path):
     )  # fmt: skip
     yield served, source, prefix
     served.stop()
-
-
-def synced(source) -> SourceRun:
-    run = source_sync(source=source)
-    pending = Document.objects.filter(collection=source.collection, status="pending")
-    documents_ingest(document_ids=list(pending.values_list("pk", flat=True)))
-    return run
-
-
-def counts(run: SourceRun) -> tuple:
-    return (run.seen, run.added, run.changed, run.unchanged, run.deleted, run.failed)
 
 
 def test_a_remote_source_follows_its_items(server):

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from documents.models import Document
-from documents.services.ingestion import documents_ingest
 from sources.models import Source, SourceRun
-from sources.services import source_save, source_sync
+from sources.services import source_save
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
+from tests.sources.syncing import synced
 
 pytestmark = pytest.mark.django_db
 
@@ -96,13 +96,6 @@ def web_source(location: str) -> Source:
         name="site", kind=Source.Kind.WEB, location=location,
         collection=CollectionFactory(owner=owner), owner=owner, max_deletion_share=0.5,
     ))  # fmt: skip
-
-
-def synced(source) -> SourceRun:
-    run = source_sync(source=source)
-    pending = Document.objects.filter(collection=source.collection, status="pending")
-    documents_ingest(document_ids=list(pending.values_list("pk", flat=True)))
-    return run
 
 
 def test_a_crawl_stays_within_its_prefix_hosts_and_robots(site):
