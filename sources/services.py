@@ -345,7 +345,7 @@ def _item_sync(
             )
             if source.permission_mode == Source.PermissionMode.MIRROR:
                 _readers_apply(document, names)
-    except (ItemUnreadable, DocumentConflict, OSError) as exc:
+    except (ItemUnreadable, SourceUnavailable, DocumentConflict, OSError) as exc:
         run.failed += 1
         run.errors.append([item.key, str(exc)])
         logger.warning("source %s: %s failed: %s", source, item.key, exc)
@@ -421,7 +421,8 @@ def _readers_apply(document: Document, names: PrincipalMap) -> bool:
 def source_permissions_sync(*, source: Source) -> int | None:
     """The permission pass of a mirror source: read each synced item's readers again (not its
     content) and set its document's readers where they changed. Returns how many documents'
-    readers changed; None when another pass of the source is running.
+    readers changed; None when it did not run: another pass of the source is running, or the
+    source cannot be reached (no reader changes; the permission lag grows until it can).
 
     Locks: the source's permission-pass advisory lock; each changed document's row
     (document_readers_set)."""
@@ -433,8 +434,13 @@ def source_permissions_sync(*, source: Source) -> int | None:
         started = timezone.now()
         connector = connector_for(source)
         items = list(SourceItem.objects.filter(source=source, document__isnull=False))
-        for item in items:
-            readers = _readers_read(source, connector, item.key)
+        try:
+            read = [_readers_read(source, connector, item.key) for item in items]
+        except SourceUnavailable as exc:
+            logger.error("source %s permission pass: the source cannot be reached, no readers "
+                         "changed: %s", source, exc)  # fmt: skip
+            return None
+        for item, readers in zip(items, read, strict=True):
             if readers != item.readers:
                 item.readers = readers
                 item.save(update_fields=["readers"])

@@ -18,13 +18,13 @@ def source_sync_run(source_id: int, allow_deletions: bool = False) -> str:
 
 @shared_task
 def source_permissions_run(source_id: int) -> str:
-    """The permission pass of one mirror source; quietly nothing when it is gone or another
-    pass of it runs."""
+    """The permission pass of one mirror source; quietly nothing when it is gone, another pass
+    of it runs or it cannot be reached (source_permissions_sync logs why)."""
     source = Source.objects.filter(pk=source_id).first()
     if source is None:
         return "gone"
     changed = source_permissions_sync(source=source)
-    return "already running" if changed is None else f"{changed} changed"
+    return "not run" if changed is None else f"{changed} changed"
 
 
 @shared_task

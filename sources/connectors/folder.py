@@ -62,6 +62,10 @@ class FolderConnector(Connector):
             yield handle
 
     def readers(self, key: str) -> Readers:
+        """SourceUnavailable when the folder itself is gone (an unmounted share): that says
+        nothing of who may read the file."""
+        if not self.root.is_dir():
+            raise SourceUnavailable(f"{self.root} is not a readable folder.")
         path = self.root / key
         if path.is_symlink() or not path.resolve().is_relative_to(self.root.resolve()):
             raise ItemUnreadable(f"{key} leads out of the folder")

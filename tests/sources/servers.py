@@ -19,6 +19,7 @@ BIN = Path(sys.executable).parent
 USER, PASSWORD = "reader", "dav-s3cret"
 SMBD = shutil.which("smbd") or "/usr/sbin/smbd"
 SMBPASSWD = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
+SHARESEC = shutil.which("sharesec") or "/usr/bin/sharesec"
 
 
 class Server:
@@ -107,10 +108,11 @@ class S3(Server):
 
 class Samba(Server):
     """Debian's smbd serving `root` as the share `docs` on a loopback port, with everything
-    it keeps (its account database, locks, logs) in a folder of its own; its one account is
-    the machine's user `daemon` (every Debian system has it) with PASSWORD. The files' NT
-    ACLs are Samba's from their POSIX owner, group and mode: the account's SID, the Unix
-    group's SID (S-1-22-2-gid) and Everyone."""
+    it keeps (its account database, locks, logs, share permissions) in a folder of its own.
+    Its accounts, both with PASSWORD: the machine's user `daemon` (every Debian system has
+    it) and `root`, the server's administrator (Samba shows share permissions to it alone).
+    The files' NT ACLs are Samba's from their POSIX owner, group and mode: the owner's
+    account SID, the Unix group's SID (S-1-22-2-gid) and Everyone."""
 
     what = "smbd"
 
@@ -144,8 +146,16 @@ class Samba(Server):
   path = {self.root}
   read only = yes
 """)
-        subprocess.run(
-            [SMBPASSWD, "-c", str(config), "-a", "-s", "daemon"],
-            input=f"{PASSWORD}\n{PASSWORD}\n", text=True, check=True, capture_output=True,
-        )  # fmt: skip
+        for account in ("daemon", "root"):
+            subprocess.run(
+                [SMBPASSWD, "-c", str(config), "-a", "-s", account],
+                input=f"{PASSWORD}\n{PASSWORD}\n", text=True, check=True, capture_output=True,
+            )  # fmt: skip
         return [SMBD, "-F", "--no-process-group", "-s", str(config)]
+
+    def share_permissions(self, *aces: str) -> None:
+        """Replace the share's permissions with these ACEs (sharesec's SID:ALLOWED/0/READ)."""
+        subprocess.run(
+            [SHARESEC, "-s", str(self.state / "smb.conf"), "docs", "--replace", ",".join(aces)],
+            check=True, capture_output=True,
+        )  # fmt: skip

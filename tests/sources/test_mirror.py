@@ -166,6 +166,11 @@ def test_a_revocation_at_the_source_reaches_search_at_the_permission_pass(world,
     source_permissions_sync(source=source)
     assert "board.md" in found(people["clerk"], "board merger Quill")
 
+    share.rename(share.with_name("unmounted"))  # the folder is gone, not its files' readers
+    assert source_permissions_sync(source=source) is None
+    share.with_name("unmounted").rename(share)
+    assert "board.md" in found(people["clerk"], "board merger Quill")
+
 
 def test_names_that_map_to_no_one_and_unreadable_acls_grant_nothing(world, share):
     source, people = world["source"], world["people"]

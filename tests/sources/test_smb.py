@@ -1,7 +1,9 @@
 """An SMB source against a real Samba server on loopback, in mirror mode: the share's files
-are listed and read over SMB, each document's readers come from the file's NT ACL (SIDs,
-mapped through directory identities and groups), a revocation on the server reaches search
-at the permission pass, and a server that refuses the credentials deletes nothing."""
+are listed and read over SMB, each document's readers come from the file's NT ACL and the
+share's permissions (SIDs, mapped through directory identities and groups), a revocation on
+the server (of a file or of the share) reaches search at the permission pass, a server that
+cannot be reached changes no readers, and one that refuses the credentials deletes
+nothing."""
 
 import grp
 import os
@@ -17,6 +19,7 @@ from django.urls import reverse
 from accounts.models import DirectoryGroup, ExternalIdentity
 from documents.models import Document
 from documents.services.ingestion import documents_ingest
+from sources.connectors import ItemUnreadable, Readers
 from sources.connectors.smb import SmbConnector
 from sources.credentials import Credentials
 from sources.models import Source, SourceRun
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.django_db
 
 ADM = grp.getgrnam("adm").gr_gid
 ADM_SID = f"S-1-22-2-{ADM}"  # Samba's SID for a Unix group
+ROOT_SID = "S-1-22-1-0"  # Samba's SID for the Unix user root: the source's account
 
 
 @pytest.fixture
@@ -60,7 +64,7 @@ def found(user, query: str) -> set[str]:
 
 def test_an_smb_share_is_mirrored_with_its_nt_acls(samba):
     server, share = samba
-    connector = SmbConnector(server.url, Credentials("daemon", PASSWORD))
+    connector = SmbConnector(server.url, Credentials("root", PASSWORD))
     owner_sid = next(iter(connector.readers("board.md").users - {ADM_SID}))
     assert owner_sid.startswith("S-1-5-21-")  # the Samba account of the file's owner
 
@@ -74,7 +78,7 @@ def test_an_smb_share_is_mirrored_with_its_nt_acls(samba):
         source=Source(name="smb", kind=Source.Kind.SMB, location=server.url,
                       collection=CollectionFactory(owner=manager), owner=manager,
                       permission_mode=Source.PermissionMode.MIRROR),
-        credentials=Credentials(username="daemon", secret=PASSWORD),
+        credentials=Credentials(username="root", secret=PASSWORD),
     )  # fmt: skip
     run = source_sync(source=source)
     assert run.outcome == SourceRun.Outcome.DONE, run.error
@@ -92,8 +96,37 @@ def test_an_smb_share_is_mirrored_with_its_nt_acls(samba):
     assert "board.md" not in found(clerk, "board merger Quill")
     assert "board.md" in found(owner, "board merger Quill")
 
-    source_save(source=source, credentials=Credentials(username="daemon", secret="wrong"))
+    # The share: the group, and the source's account (which its gate stops too).
+    server.share_permissions(f"{ADM_SID}:ALLOWED/0/READ", f"{ROOT_SID}:ALLOWED/0/FULL")
+    assert source_permissions_sync(source=source) == 2
+    assert "canteen.md" not in found(outsider, "lunch served noon")
+    assert "canteen.md" in found(clerk, "lunch served noon")
+    assert "board.md" not in found(owner, "board merger Quill")  # the share does not let him
+
+    server.stop()  # unreachable: the readers stay as the last pass left them
+    assert source_permissions_sync(source=source) is None
+    assert "canteen.md" in found(clerk, "lunch served noon")
+    server.start()
+
+    source_save(source=source, credentials=Credentials(username="root", secret="wrong"))
     refused = source_sync(source=source)
     assert refused.outcome == SourceRun.Outcome.FAILED and "refused" in refused.error
     assert "wrong" not in refused.error
     assert Document.objects.filter(collection=source.collection).count() == 2
+
+
+def test_share_permissions_narrow_the_files_readers_and_only_an_administrator_reads_them(samba):
+    server, _ = samba
+    clerk = SmbConnector(server.url, Credentials("daemon", PASSWORD))
+    with pytest.raises(ItemUnreadable, match="must be an administrator"):
+        clerk.readers("canteen.md")
+
+    server.share_permissions(f"{ADM_SID}:ALLOWED/0/FULL", f"{ROOT_SID}:ALLOWED/0/FULL")
+    connector = SmbConnector(server.url, Credentials("root", PASSWORD))
+    share = frozenset({ADM_SID, ROOT_SID})
+    assert connector.readers("canteen.md") == Readers(share, share)  # Everyone's file
+    group = frozenset({ADM_SID})
+    assert connector.readers("board.md") == Readers(group, group)  # its owner's is not there
+    clerk = SmbConnector(server.url, Credentials("daemon", PASSWORD))
+    with pytest.raises(ItemUnreadable, match=r"cannot read the ACL of canteen\.md: [^=]*$"):
+        clerk.readers("canteen.md")  # the share's gate stops the account itself
