@@ -39,24 +39,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _setup(pgdata: Path) -> None:
-    os.environ["PRODRAG_PGDATA"] = str(pgdata)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prodrag.settings")
-    import django
-
-    django.setup()
-    import logging
-
-    logging.disable(logging.INFO)  # one log line per search
-
+from bench.beir import ROOT, beir_write, django_setup
 
 _WORD = re.compile(r"\w[\w'-]*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -168,19 +155,6 @@ def _paraphrased(queries: dict[str, str], frequency: dict[str, int]) -> dict[str
     return {qid: " ".join(map(nearest, text.split())) for qid, text in queries.items()}
 
 
-def _write(directory: Path, queries: dict[str, str], qrels: dict) -> Path:
-    (directory / "qrels").mkdir(parents=True, exist_ok=True)
-    with (directory / "queries.jsonl").open("w") as out:
-        for qid, text in queries.items():
-            out.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    with (directory / "qrels" / "test.tsv").open("w") as out:
-        out.write("query-id\tcorpus-id\tscore\n")
-        for qid in queries:
-            for doc, relevance in qrels[qid].items():
-                out.write(f"{qid}\t{doc}\t{relevance}\n")
-    return directory
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--collection", required=True)
@@ -193,7 +167,7 @@ def main() -> None:
         "loaded as --collection on the first run; give it a database of its own.",
     )
     args = parser.parse_args()
-    _setup(args.pgdata.resolve())
+    django_setup(args.pgdata.resolve())
 
     from django.core.management import call_command
     from django.test import override_settings
@@ -238,7 +212,7 @@ def main() -> None:
         row(
             name,
             len(queries),
-            _write(ROOT / "var" / "bench-fusion" / name, queries, qrels),
+            beir_write(ROOT / "var" / "bench-fusion" / name, queries, qrels),
             collection,
         )
     queries, qrels = sets["real"]
@@ -246,7 +220,7 @@ def main() -> None:
     halves = [ids[0::2], ids[1::2]]
     scores = []
     for number, half in enumerate(halves):
-        directory = _write(
+        directory = beir_write(
             ROOT / "var" / "bench-fusion" / f"real-{number}",
             {qid: queries[qid] for qid in half},
             qrels,

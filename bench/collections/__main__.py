@@ -1,0 +1,107 @@
+"""Retrieval quality on collections of other kinds than SciFact (bench/collections/build.py
+says how each is made from Debian packages), by mode and by embedding variant.
+
+    .venv/bin/python -m bench.collections [--only NAME ...] [--variant int8 --variant none]
+
+For each collection and embedding variant (`int8`: ONNX Runtime with 8-bit weights; `none`:
+ONNX Runtime in 32-bit floats, at a cosine of 0.9999 to PyTorch), a database of its own
+under var/bench-collections/pgdata/ (BM25's statistics are those of the whole database)
+is migrated, the collection loaded and ingested there (`import_beir --sync`, the first time
+only), and its queries scored by `manage.py evaluate`'s code: nDCG@10 of dense, full text
+and the default hybrid mode, each query's documents ranked by their best passage. Then the
+table: each mode, the default's distance to the better single branch, and what each
+variant costs dense against 32-bit floats."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.beir import ROOT, django_setup
+from bench.collections.build import BUILDERS, collection_build
+
+HERE = ROOT / "var" / "bench-collections"
+MODES = ("dense", "fulltext", "hybrid")
+
+
+def score(name: str, directory: Path) -> dict[str, float]:
+    """nDCG@10 by mode of the collection in BEIR format at `directory`, loaded (once) as
+    `name` into the database this process was set up with."""
+    from django.core.management import call_command
+
+    from accounts.models import User
+    from documents.models import Collection
+    from retrieval.evaluation import collection_evaluate
+
+    call_command("migrate", verbosity=0)
+    user, _ = User.objects.get_or_create(
+        username="bench", defaults={"is_superuser": True, "is_staff": True}
+    )
+    if not Collection.objects.filter(name=name).exists():
+        call_command("import_beir", str(directory), collection=name, sync=True, owner="bench")
+    collection = Collection.objects.get(name=name)
+    return {
+        mode: round(
+            collection_evaluate(
+                user=user, directory=directory, collection=collection, mode=mode
+            ).ndcg_at_10,
+            4,
+        )
+        for mode in MODES
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", action="append", choices=sorted(BUILDERS))
+    parser.add_argument("--variant", action="append", choices=("int8", "none"))
+    parser.add_argument("--score", help=argparse.SUPPRESS)  # one collection, in a child
+    args = parser.parse_args()
+    if args.score:
+        django_setup(Path(os.environ["PRODRAG_PGDATA"]))
+        print(json.dumps(score(args.score, HERE / args.score)), flush=True)
+        return
+    variants = args.variant or ["int8", "none"]
+    rows = {}
+    for name in args.only or list(BUILDERS):
+        collection_build(name, HERE)
+        for variant in variants:
+            pgdata = HERE / "pgdata" / f"{name}-{variant}"
+            environment = os.environ | {
+                "PRODRAG_PGDATA": str(pgdata),
+                "PRODRAG_EMBEDDING_RUNTIME": "onnx",
+                "PRODRAG_EMBEDDING_QUANTIZE": variant,
+                "PRODRAG_MEDIA_ROOT": str(HERE / "media" / f"{name}-{variant}"),
+            }
+            try:
+                child = subprocess.run(
+                    [sys.executable, "-m", "bench.collections", "--score", name],
+                    env=environment, cwd=ROOT, check=True, capture_output=True, text=True,
+                )  # fmt: skip
+            finally:
+                subprocess.run(
+                    [sys.executable, "-m", "prodrag.embedded_db", "stop", "--pgdata",
+                     str(pgdata)], cwd=ROOT, capture_output=True,
+                )  # fmt: skip
+            rows[name, variant] = json.loads(child.stdout.strip().splitlines()[-1])
+            print(name, variant, rows[name, variant], flush=True)
+    _report(rows)
+
+
+def _report(rows: dict) -> None:
+    print(f"\n{'collection':<18} {'variant':<7} {'dense':>7} {'fulltext':>8} {'hybrid':>7} "
+          f"{'hybrid - better':>15} {'dense - none':>12}")  # fmt: skip
+    for (name, variant), row in rows.items():
+        better = max(row["dense"], row["fulltext"])
+        full = rows.get((name, "none"), {}).get("dense")
+        cost = f"{row['dense'] - full:+.4f}" if full is not None else "-"
+        print(f"{name:<18} {variant:<7} {row['dense']:>7.4f} {row['fulltext']:>8.4f} "
+              f"{row['hybrid']:>7.4f} {row['hybrid'] - better:>+15.4f} {cost:>12}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
