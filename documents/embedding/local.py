@@ -63,9 +63,10 @@ class LocalEmbedder:
         if self.check is None:
             return f"{self.model} runs in PyTorch"
         return (
-            f"{self.model} runs in ONNX Runtime, quantised {self.quantize}: vectors at a mean "
+            f"{self.model} runs in ONNX Runtime, {_variant(self.quantize)}: vectors at a mean "
             f"cosine of {self.check.mean_cosine:.4f} to PyTorch's (minimum "
-            f"{self.check.min_cosine:.4f}) on this CPU ({self.check.cpu})"
+            f"{self.check.min_cosine:.4f}), keeping {self.check.neighbour_recall:.3f} of real "
+            f"passages' {onnx.NEIGHBOURS} nearest neighbours, on this CPU ({self.check.cpu})"
         )
 
     def _onnx_load(self, directory: Path, *, quantize: str, threads: int) -> None:
@@ -116,6 +117,10 @@ class LocalEmbedder:
                 show_progress_bar=False,
             )
         return normalised(vectors, model=self.model, dimensions=self.dimensions)
+
+
+def _variant(quantize: str) -> str:
+    return "unquantised" if quantize == "none" else f"quantised {quantize}"
 
 
 def _mean_pooled(transformer) -> bool:

@@ -12,14 +12,20 @@ its files and of the tools' versions (a changed model or tool makes new ones):
   (`onnxruntime.quantization.quantize_dynamic`). Quantising the dynamo graph instead gave
   vectors at a mean cosine of 0.94 to PyTorch's; this one's are at 0.99 and above.
 - `<name>-<digest>-<variant>.check.json`: how close the variant's vectors came to PyTorch's
-  on CALIBRATION, on this CPU (int8 kernels differ with the instruction set: VNNI or not).
+  on this CPU (int8 kernels differ with the instruction set: VNNI or not): each vector's
+  cosine to PyTorch's on CALIBRATION, and, since a cosine of 0.99 to itself can still move a
+  passage among its neighbours, how many of each passage's ten nearest neighbours by
+  PyTorch's vectors it keeps among its ten nearest by the variant's, over real passages
+  (the docstrings of Python's standard library, which every installation holds; nothing
+  else uses them).
 
-A variant whose vectors are not close enough (MIN_MEAN_COSINE) is refused: the caller falls
-back to the next one, then to PyTorch.
+A variant that falls short of either bound (MIN_MEAN_COSINE, MIN_NEIGHBOUR_RECALL) is
+refused: the caller falls back to the next one, then to PyTorch.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import hashlib
@@ -28,6 +34,7 @@ import json
 import logging
 import os
 import platform
+import sysconfig
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -41,6 +48,12 @@ VARIANTS = ("none", "int8")
 # How close a variant's vectors must come to PyTorch's, on average over CALIBRATION, to serve.
 # int8: the bound at which search may compare its vectors with PyTorch's (docs/benchmarks.md).
 MIN_MEAN_COSINE = {"none": 0.9999, "int8": 0.99}
+# How many of a passage's ten nearest neighbours (by PyTorch's vectors, among the check's
+# passages) a variant must keep, on average. int8 kept 0.911 on a CPU where it cost no
+# retrieval quality on five collections (docs/benchmarks.md, bench.collections).
+MIN_NEIGHBOUR_RECALL = {"none": 0.99, "int8": 0.90}
+NEIGHBOURS = 10
+CHECK_PASSAGES = 300
 
 # Texts of the kinds a collection holds and a reader asks, short and long (the longest past
 # 256 tokens, the bundled model's limit), in several languages: what a variant is checked on.
@@ -78,11 +91,13 @@ class VariantRefused(Exception):
 
 @dataclass(frozen=True)
 class Check:
-    """How close a variant's vectors came to PyTorch's on CALIBRATION, on which CPU."""
+    """How close a variant's vectors came to PyTorch's on which CPU: their cosines on
+    CALIBRATION, and the share of the check passages' nearest neighbours they keep."""
 
     cpu: str
     mean_cosine: float
     min_cosine: float
+    neighbour_recall: float
 
 
 def cpu_features() -> str:
@@ -131,11 +146,15 @@ def session_make(transformer, *, path: Path, directory: Path, quantize: str, thr
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
     check = _check(transformer, session, directory / f"{base}-{quantize}.check.json")
-    if check.mean_cosine < MIN_MEAN_COSINE[quantize]:
+    if (
+        check.mean_cosine < MIN_MEAN_COSINE[quantize]
+        or check.neighbour_recall < MIN_NEIGHBOUR_RECALL[quantize]
+    ):
         raise VariantRefused(
             f"its vectors are at a mean cosine of {check.mean_cosine:.4f} to PyTorch's (minimum "
-            f"{check.min_cosine:.4f}) on this CPU ({check.cpu}); {quantize} needs "
-            f"{MIN_MEAN_COSINE[quantize]}"
+            f"{check.min_cosine:.4f}) and keep {check.neighbour_recall:.3f} of the passages' "
+            f"{NEIGHBOURS} nearest neighbours on this CPU ({check.cpu}); {quantize} needs "
+            f"{MIN_MEAN_COSINE[quantize]} and {MIN_NEIGHBOUR_RECALL[quantize]}"
         )
     return session, check
 
@@ -183,22 +202,25 @@ def _check(transformer, session, record: Path) -> Check:
         check = Check(**json.loads(record.read_text()))
         if check.cpu == cpu:
             return check
+    texts = [*CALIBRATION, *check_passages()]
     reference = transformer.encode(
-        list(CALIBRATION), normalize_embeddings=True, convert_to_numpy=True, batch_size=16
+        texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=16
     )
     vectors = mean_token_vectors(
         session,
         transformer.tokenizer,
-        CALIBRATION,
+        texts,
         max_length=transformer.max_seq_length,
         batch_size=16,
     )
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    cosines = (vectors * reference).sum(axis=1)
+    cosines = (vectors[: len(CALIBRATION)] * reference[: len(CALIBRATION)]).sum(axis=1)
+    passages = slice(len(CALIBRATION), None)
     check = Check(
         cpu=cpu,
         mean_cosine=round(float(cosines.mean()), 5),
         min_cosine=round(float(cosines.min()), 5),
+        neighbour_recall=round(neighbour_recall(reference[passages], vectors[passages]), 4),
     )
     # Processes starting together may each measure; each writes its own file and renames it
     # into place. A directory this process may not write to (a read-only image) costs only
@@ -208,6 +230,42 @@ def _check(transformer, session, record: Path) -> Check:
         partial.write_text(json.dumps(asdict(check)))
         partial.replace(record)
     return check
+
+
+def neighbour_recall(reference: np.ndarray, vectors: np.ndarray) -> float:
+    """Of each row's NEIGHBOURS nearest other rows by `reference`, the share that are also
+    among its NEIGHBOURS nearest by `vectors` (both normalised), averaged over the rows."""
+
+    def nearest(matrix: np.ndarray) -> np.ndarray:
+        similarity = matrix @ matrix.T
+        np.fill_diagonal(similarity, -np.inf)
+        return np.argpartition(-similarity, NEIGHBOURS, axis=1)[:, :NEIGHBOURS]
+
+    kept = [
+        len(set(expected) & set(found)) / NEIGHBOURS
+        for expected, found in zip(nearest(reference), nearest(vectors), strict=True)
+    ]
+    return float(np.mean(kept))
+
+
+def check_passages() -> list[str]:
+    """CHECK_PASSAGES docstrings of Python's standard library of 25 to 250 words, spread over
+    its modules in a fixed order: real prose about many subjects, on every installation."""
+    found: dict[str, None] = {}
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef):
+                text = " ".join((ast.get_docstring(node) or "").split())
+                if 25 <= len(text.split()) <= 250:
+                    found[text] = None
+    texts = list(found)
+    if len(texts) < CHECK_PASSAGES:
+        raise VariantRefused(f"the standard library holds {len(texts)} docstrings to check on")
+    return texts[:: len(texts) // CHECK_PASSAGES][:CHECK_PASSAGES]
 
 
 def _digest(path: Path) -> str:

@@ -118,8 +118,17 @@ def test_reembed_picks_the_documents_embedded_by_another_model(
     assert queued.queues == ["maintenance"]
 
 
+@pytest.fixture
+def int8_configured(settings):
+    """The embedder as configured with int8 (the default is unquantised)."""
+    settings.EMBEDDING_QUANTIZE = "int8"
+    embedder.cache_clear()
+    yield
+    embedder.cache_clear()
+
+
 def test_reembed_picks_the_documents_embedded_with_another_quantisation(
-    tmp_path, django_capture_on_commit_callbacks, queued
+    tmp_path, django_capture_on_commit_callbacks, queued, int8_configured
 ):
     """GIVEN int8 configured, one document embedded unquantised by PyTorch, one unquantised
     by ONNX Runtime WHEN reembed runs THEN both are queued, the int8 one is not."""
@@ -141,7 +150,7 @@ def test_reembed_picks_the_documents_embedded_with_another_quantisation(
 
 
 def test_after_a_fallback_reembed_leaves_what_the_embedder_itself_makes(
-    tmp_path, monkeypatch, django_capture_on_commit_callbacks, queued
+    tmp_path, monkeypatch, django_capture_on_commit_callbacks, queued, int8_configured
 ):
     """GIVEN int8 configured but refused on this CPU (the embedder runs unquantised) WHEN
     reembed runs THEN documents embedded unquantised, by either runtime, are not stale: a
@@ -156,12 +165,9 @@ def test_after_a_fallback_reembed_leaves_what_the_embedder_itself_makes(
     )
     monkeypatch.setitem(onnx.MIN_MEAN_COSINE, "int8", 1.01)
     embedder.cache_clear()
-    try:
-        assert embedder().quantize == "none"
-        with django_capture_on_commit_callbacks(execute=True):
-            out = run("reembed", "--collection", collection.name)
-    finally:
-        embedder.cache_clear()
+    assert embedder().quantize == "none"
+    with django_capture_on_commit_callbacks(execute=True):
+        out = run("reembed", "--collection", collection.name)
 
     two = Document.objects.get(source__endswith="two.txt")
     assert "1 document(s) of 'C' queued for re-embedding." in out
@@ -219,7 +225,7 @@ def test_embedding_prepare_makes_the_local_models_variant_before_any_query(setti
     finally:
         embedder.cache_clear()
 
-    assert f"{settings.EMBEDDING_MODEL} runs in ONNX Runtime, quantised int8: vectors at " in out
-    assert "to PyTorch's (minimum 0.9" in out
-    assert len(list(tmp_path.glob("*-int8.onnx"))) == 1
-    assert len(list(tmp_path.glob("*-int8.check.json"))) == 1
+    assert f"{settings.EMBEDDING_MODEL} runs in ONNX Runtime, unquantised: vectors at " in out
+    assert "of real passages' 10 nearest neighbours, on this CPU" in out
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+    assert len(list(tmp_path.glob("*-none.check.json"))) == 1

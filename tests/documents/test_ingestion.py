@@ -93,9 +93,9 @@ def test_a_new_version_embeds_only_the_passages_that_changed(monkeypatch):
 
 
 def test_a_document_embedded_with_another_quantisation_is_embedded_anew_whole(monkeypatch):
-    """GIVEN a document whose passages were embedded unquantised by PyTorch WHEN it is
-    processed again (reembed) by what embeds here (int8 ONNX, unless this CPU falls back) THEN
-    every passage is embedded again, none reused, and the version records what embedded it."""
+    """GIVEN a document whose passages were embedded with int8 weights WHEN it is processed
+    again (reembed) by what embeds here (unquantised ONNX, unless it falls back) THEN every
+    passage is embedded again, none reused, and the version records what embedded it."""
     counting = CountingEmbedder()
     monkeypatch.setattr(ingestion, "embedder", lambda: counting)
     collection = CollectionFactory(chunking="recursive", chunk_tokens=30, chunk_overlap=0)
@@ -104,12 +104,12 @@ def test_a_document_embedded_with_another_quantisation_is_embedded_anew_whole(mo
     documents_ingest(document_ids=[document.pk])
     document.refresh_from_db()
     version = document.indexed_version
-    # What embeds on this CPU: int8 ONNX, or the variant it falls back to (documents.embedding).
+    # What embeds on this CPU: unquantised ONNX, or what it falls back to (documents.embedding).
     runs = (counting.runtime, counting.quantize)
     assert (version.embedding_runtime, version.embedding_quantize) == runs
     passages = len(counting.texts)
     DocumentVersion.objects.filter(pk=version.pk).update(
-        embedding_runtime="torch", embedding_quantize="none"
+        embedding_runtime="onnx", embedding_quantize="int8"
     )
     counting.texts.clear()
 

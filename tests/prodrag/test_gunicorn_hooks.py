@@ -42,7 +42,7 @@ def test_a_web_process_keeps_its_heartbeat_while_the_model_loads(monkeypatch, ca
 
     assert worker.heartbeats >= 3
     assert "embedding model ready in" in caplog.text
-    assert f"{loaded.model} runs in ONNX Runtime, quantised int8" in caplog.text
+    assert f"{loaded.model} runs in ONNX Runtime, unquantised" in caplog.text
 
 
 def test_a_model_that_fails_to_load_is_logged_and_the_process_starts(monkeypatch, caplog):

@@ -54,7 +54,7 @@ def test_sigterm_lets_the_request_in_flight_finish(handbook, openai_endpoint, tm
         # The process loaded the model before it took its first request.
         log = (tmp_path / "web.log").read_text()
         assert "embedding model ready in" in log
-        assert "all-MiniLM-L6-v2 runs in ONNX Runtime, quantised int8" in log
+        assert "all-MiniLM-L6-v2 runs in ONNX Runtime, unquantised" in log
 
         answers = []
         asking = threading.Thread(

@@ -53,8 +53,9 @@ def test_evaluate_registers_the_dataset_and_stores_each_run_with_what_it_ran_on(
     assert stored.mrr_at_10 == pytest.approx(fulltext["mrr@10"], abs=1e-4)
     assert stored.latency_p50_ms == pytest.approx(fulltext["latency_ms"]["p50"], abs=0.1)
     assert stored.embedding_model == settings.EMBEDDING_MODEL
-    # What embedded the queries: int8 ONNX, or the variant this CPU falls back to.
-    assert stored.embedding_runtime == f"{embedder().runtime} {embedder().quantize}"
+    # What embedded the queries: unquantised ONNX ("onnx"), or what this CPU falls back to.
+    quantised = "" if embedder().quantize == "none" else f" {embedder().quantize}"
+    assert stored.embedding_runtime == f"{embedder().runtime}{quantised}"
     assert stored.code_version  # git describe of this checkout
     assert stored.regressed_from is None
 
