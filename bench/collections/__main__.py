@@ -2,10 +2,12 @@
 says how each is made from Debian packages), by mode and by embedding variant.
 
     .venv/bin/python -m bench.collections [--only NAME ...] [--variant int8 --variant none]
+        [--into DIR] [--documents N] [--queries N]
 
 For each collection and embedding variant (`int8`: ONNX Runtime with 8-bit weights; `none`:
 ONNX Runtime in 32-bit floats, at a cosine of 0.9999 to PyTorch), a database of its own
-under var/bench-collections/pgdata/ (BM25's statistics are those of the whole database)
+under DIR/pgdata/ (BM25's statistics are those of the whole database; DIR defaults to
+var/bench-collections, which also keeps the packages and the collections)
 is migrated, the collection loaded and ingested there (`import_beir --sync`, the first time
 only), and its queries scored by `manage.py evaluate`'s code: nDCG@10 of dense, full text
 and the default hybrid mode, each query's documents ranked by their best passage. Then the
@@ -22,7 +24,7 @@ import sys
 from pathlib import Path
 
 from bench.beir import ROOT, django_setup
-from bench.collections.build import BUILDERS, collection_build
+from bench.collections.build import BUILDERS, CORPUS_SIZE, QUERIES, collection_build
 
 HERE = ROOT / "var" / "bench-collections"
 MODES = ("dense", "fulltext", "hybrid")
@@ -59,29 +61,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", action="append", choices=sorted(BUILDERS))
     parser.add_argument("--variant", action="append", choices=("int8", "none"))
+    parser.add_argument("--into", type=Path, default=HERE)
+    parser.add_argument("--documents", type=int, default=CORPUS_SIZE)
+    parser.add_argument("--queries", type=int, default=QUERIES)
     parser.add_argument("--score", help=argparse.SUPPRESS)  # one collection, in a child
     args = parser.parse_args()
+    into = args.into.resolve()
     if args.score:
         django_setup(Path(os.environ["PRODRAG_PGDATA"]))
-        print(json.dumps(score(args.score, HERE / args.score)), flush=True)
+        print(json.dumps(score(args.score, into / args.score)), flush=True)
         return
     variants = args.variant or ["int8", "none"]
     rows = {}
     for name in args.only or list(BUILDERS):
-        collection_build(name, HERE)
+        collection_build(name, into, documents=args.documents, queries_kept=args.queries)
         for variant in variants:
-            pgdata = HERE / "pgdata" / f"{name}-{variant}"
+            pgdata = into / "pgdata" / f"{name}-{variant}"
             environment = os.environ | {
                 "PRODRAG_PGDATA": str(pgdata),
                 "PRODRAG_EMBEDDING_RUNTIME": "onnx",
                 "PRODRAG_EMBEDDING_QUANTIZE": variant,
-                "PRODRAG_MEDIA_ROOT": str(HERE / "media" / f"{name}-{variant}"),
+                "PRODRAG_MEDIA_ROOT": str(into / "media" / f"{name}-{variant}"),
             }
             try:
                 child = subprocess.run(
-                    [sys.executable, "-m", "bench.collections", "--score", name],
-                    env=environment, cwd=ROOT, check=True, capture_output=True, text=True,
+                    [sys.executable, "-m", "bench.collections", "--score", name, "--into",
+                     str(into)],
+                    env=environment, cwd=ROOT, capture_output=True, text=True,
                 )  # fmt: skip
+                if child.returncode:
+                    sys.exit(f"scoring {name} ({variant}) failed:\n{child.stderr[-3000:]}")
             finally:
                 subprocess.run(
                     [sys.executable, "-m", "prodrag.embedded_db", "stop", "--pgdata",

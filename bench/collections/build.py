@@ -254,14 +254,17 @@ BUILDERS: dict[str, Callable[[Path], tuple[dict, dict, dict]]] = {
 }
 
 
-def collection_build(name: str, into: Path) -> Path:
-    """The collection `name` in BEIR format under `into`/name (packages cached in `into`)."""
+def collection_build(
+    name: str, into: Path, *, documents: int = CORPUS_SIZE, queries_kept: int = QUERIES
+) -> Path:
+    """The collection `name` in BEIR format under `into`/name (packages cached in `into`):
+    `queries_kept` queries and at most `documents` documents."""
     root = packages_unpacked(PACKAGES[name], into)
     corpus, queries, qrels = BUILDERS[name](root)
-    chosen = random.Random(SEED).sample(sorted(queries), min(QUERIES, len(queries)))
+    chosen = random.Random(SEED).sample(sorted(queries), min(queries_kept, len(queries)))
     judged = {doc for qid in chosen for doc in qrels[qid]}
     others = sorted(set(corpus) - judged)
-    rest = random.Random(SEED).sample(others, min(len(others), CORPUS_SIZE - len(judged)))
+    rest = random.Random(SEED).sample(others, max(0, min(len(others), documents - len(judged))))
     kept = {doc: corpus[doc] for doc in sorted(judged | set(rest))}
     return beir_write(
         into / name, {qid: queries[qid] for qid in sorted(chosen)}, qrels, corpus=kept

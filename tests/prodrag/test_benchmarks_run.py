@@ -1,6 +1,6 @@
-"""Tiny runs of the directory and sources benchmarks (bench/directory, bench/sources), so that
-they keep working; their figures are never timed here (docs/benchmarks.md has the real
-runs')."""
+"""Tiny runs of the directory, sources and collections benchmarks (bench/directory,
+bench/sources, bench/collections), so that they keep working; their figures are never timed
+or judged here (docs/benchmarks.md has the real runs')."""
 
 import subprocess
 import sys
@@ -52,3 +52,15 @@ def test_the_sources_benchmark_runs_at_a_tiny_size(tmp_path):
     for kind in ("folder", "git"):
         assert any(line.startswith(f"{kind} one file edited to searchable:") for line in lines)
     assert any(line.startswith("mirror revocation") for line in lines), lines
+
+
+def test_the_collections_benchmark_runs_at_a_tiny_size(tmp_path):
+    """Its smallest collection (the PostgreSQL manual, fetched from Debian), 60 documents."""
+    lines = bench_run(tmp_path, "bench.collections", "--only", "postgres-lead", "--variant",
+                      "none", "--into", str(tmp_path / "collections"), "--documents", "60",
+                      "--queries", "10")  # fmt: skip
+    (row,) = [line.split() for line in lines if line.startswith("postgres-lead      none")]
+    dense, fulltext, hybrid = (float(figure) for figure in row[2:5])
+    assert all(0 < figure <= 1 for figure in (dense, fulltext, hybrid))
+    queries = (tmp_path / "collections/postgres-lead/queries.jsonl").read_text().splitlines()
+    assert len(queries) == 10
