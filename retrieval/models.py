@@ -1,8 +1,13 @@
 """Corpus statistics for BM25 scoring of the full-text branch, kept exact by triggers.
 
-Statement-level triggers on the chunk table (see migration 0001) add and subtract, in the same
+Statement-level triggers on the chunk table (see migration 0004) add and subtract, in the same
 transaction as any chunk insert, update or delete, so the statistics always describe exactly
-the passages search can see: an atomic version swap swaps its statistics with it.
+the passages search can see: an atomic version swap swaps its statistics with it. They are
+kept per collection (LexemeStat, CollectionStat) and for the whole corpus (CorpusStat): a
+search within some collections scores with their statistics summed, as one index of those
+collections alone would (so loading another collection moves nothing there), a search over
+all of them with the corpus's. A document moved to another collection (a trigger on the
+document table) takes its passages' counts along.
 
 The same triggers keep `retrieval_posting` (migration 0002; no model, only the retrieval
 statement reads it): one row per (lexeme, passage) with the passage's BM25 term-frequency part
@@ -21,17 +26,33 @@ from django.db import models
 
 
 class LexemeStat(models.Model):
-    """How many passages contain a lexeme (its document frequency, for IDF)."""
+    """How many passages of a collection contain a lexeme (its document frequency there, for
+    IDF). A collection id, not a foreign key: the rows of a deleted collection's last
+    passages stay, at zero."""
 
-    lexeme = models.TextField(primary_key=True)
+    pk = models.CompositePrimaryKey("lexeme", "collection_id")
+    lexeme = models.TextField()
+    collection_id = models.BigIntegerField()
     passages = models.BigIntegerField()
 
     def __str__(self) -> str:
-        return f"{self.lexeme}: {self.passages}"
+        return f"{self.lexeme} in collection {self.collection_id}: {self.passages}"
+
+
+class CollectionStat(models.Model):
+    """A collection's searchable passages and their summed lengths (in words)."""
+
+    collection_id = models.BigIntegerField(primary_key=True)
+    passages = models.BigIntegerField(default=0)
+    length = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"collection {self.collection_id}: {self.passages} passages"
 
 
 class CorpusStat(models.Model):
-    """The one row of corpus totals: searchable passages and their summed lengths (in words)."""
+    """The one row of corpus totals (every collection's): searchable passages and their
+    summed lengths (in words), and what the postings' impacts were computed with."""
 
     id = models.SmallIntegerField(primary_key=True, default=1)
     passages = models.BigIntegerField(default=0)

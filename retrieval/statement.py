@@ -43,8 +43,9 @@ Shape of the statement (its CTEs):
   has most of the query's rare words ranks high even when it lacks one common word, which a
   conjunctive websearch_to_tsquery would drop entirely. Every query word makes a passage a
   candidate, so which of the reader's passages match depends on their passages alone (IDF
-  and the average length still come from the whole corpus: the side channel docs/usage.md
-  describes). Phrases and exclusions written in web-search syntax (`"..."`, `-word`, `or`)
+  and the average length come from the collections the search is filtered to, else from
+  the whole corpus, readable or not: the side channel docs/usage.md describes; `corpus`
+  holds their totals). Phrases and exclusions written in web-search syntax (`"..."`, `-word`, `or`)
   are still honoured as a filter on this branch.
 - full text ranks in one of three ways, each exact (BM25's top k, ties aside):
   - few visible documents (`exact_rare`, `exact_check`, `fulltext_exact`): their passages
@@ -253,6 +254,9 @@ def _terms_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
         "b": spec.bm25_b,
         "postings": spec.postings,
         "rare": RARE_SHARE,
+        # The collections whose statistics score this search: those it is filtered to, or
+        # (None) every collection, whose sums the corpus row holds.
+        "stat_collections": list(spec.filters.collections) or None,
     }
     quoted = _quoted_sql("lexeme")
     params["probe_postings"] = PROBE_POSTINGS
@@ -276,16 +280,28 @@ def _terms_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
                          JOIN documents_document d ON d.id = p.document_id
                          WHERE p.lexeme = s.lexeme AND {visible_where}) END"""
     return [
+        """corpus AS MATERIALIZED (
+            SELECT passages, length FROM retrieval_corpusstat
+            WHERE %(stat_collections)s::bigint[] IS NULL
+            UNION ALL
+            SELECT coalesce(sum(passages), 0), coalesce(sum(length), 0)
+            FROM retrieval_collectionstat
+            WHERE collection_id = ANY(%(stat_collections)s::bigint[])
+            HAVING %(stat_collections)s::bigint[] IS NOT NULL)""",
         f"""terms AS MATERIALIZED (
             SELECT s.lexeme,
                    ln(1 + (c.passages - s.passages + 0.5) / (s.passages + 0.5)) AS idf,
                    s.passages::float8 / greatest(c.passages, 1) AS share,
                    (SELECT max(p.impact) FROM retrieval_posting p WHERE p.lexeme = s.lexeme)
                    AS top_impact
-            FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
-                 AS q(lexeme)
-            JOIN retrieval_lexemestat s ON s.lexeme = q.lexeme
-            CROSS JOIN retrieval_corpusstat c
+            FROM (SELECT q.lexeme, sum(l.passages) AS passages
+                  FROM unnest(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))
+                       AS q(lexeme)
+                  JOIN retrieval_lexemestat l ON l.lexeme = q.lexeme
+                  WHERE %(stat_collections)s::bigint[] IS NULL
+                     OR l.collection_id = ANY(%(stat_collections)s::bigint[])
+                  GROUP BY q.lexeme) s
+            CROSS JOIN corpus c
             WHERE s.passages > 0 AND {readable_term})""",
         f"""tsq AS MATERIALIZED (
             SELECT (SELECT string_agg({quoted}, ' | ') FROM terms)::tsquery AS any_term,
@@ -305,16 +321,18 @@ def _terms_ctes(spec: Statement, params: dict, visible_where: str) -> list[str]:
                                                    ELSE %(k1)s + 1 END), 0)
                     FROM terms WHERE share > %(rare)s) AS common_bound
             FROM (
-                SELECT c.length::float8 / greatest(c.passages, 1) AS avgdl,
+                SELECT n.length::float8 / greatest(n.passages, 1) AS avgdl,
                        -- The postings' impacts are this search's BM25 parts (k1, b) up to
-                       -- the drift of the average length since they were computed: a true
+                       -- the difference of its average length (that of the collections it
+                       -- searches, or of all) from the one they were computed with: a true
                        -- impact is at most impact_high times the stored one (float4
                        -- rounding included).
                        coalesce(c.posting_avgdl IS NOT NULL AND c.posting_k1 = %(k1)s
                                 AND c.posting_b = %(b)s, FALSE) AS current,
-                       greatest(1, c.length::float8 / greatest(c.passages, 1) / c.posting_avgdl)
+                       greatest(1, n.length::float8 / greatest(n.passages, 1) / c.posting_avgdl)
                            * 1.000001 AS impact_high
-                FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE) x)""",
+                FROM (SELECT 1) one LEFT JOIN retrieval_corpusstat c ON TRUE
+                     LEFT JOIN corpus n ON TRUE) x)""",
     ]
 
 
@@ -581,7 +599,8 @@ def expansion_terms_build(*, chunk_ids: list[int], text: str, fts_config: str, n
         SELECT u.lexeme
         FROM documents_chunk ch
         CROSS JOIN unnest(ch.search_vector) u
-        JOIN retrieval_lexemestat s ON s.lexeme = u.lexeme
+        CROSS JOIN LATERAL (SELECT sum(l.passages) AS passages FROM retrieval_lexemestat l
+                            WHERE l.lexeme = u.lexeme) s
         CROSS JOIN retrieval_corpusstat c
         WHERE ch.id = ANY(%(ids)s)
           AND u.lexeme <> ALL(tsvector_to_array(to_tsvector(%(config)s::regconfig, %(text)s)))

@@ -12,6 +12,7 @@ from tests.accounts.factories import GroupFactory, UserFactory
 from tests.documents.factories import CollectionFactory
 from tests.fake_openai import fake_openai_serve
 from tests.handbook import HANDBOOK, ingest
+from tests.migrating import migrate
 
 # One profile for every property test: no per-example deadline (a database round trip on a
 # busy 2-core machine is no failure); in CI (CI=true), the same examples every run, so that a
@@ -107,3 +108,10 @@ def chunks_vacuumed():
     params = connection.get_connection_params()
     with psycopg.connect(**params, autocommit=True) as session:
         session.execute("VACUUM documents_chunk, documents_chunkembedding")
+
+
+@pytest.fixture
+def migrated_back_and_forth(transactional_db):
+    """For a test that migrates the database back: it ends migrated to the latest again."""
+    yield
+    migrate()

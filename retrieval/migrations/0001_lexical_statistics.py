@@ -3,36 +3,8 @@
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
-
-    initial = True
-
-    dependencies = [
-        ('documents', '0003_search_length'),
-    ]
-
-    operations = [
-        migrations.CreateModel(
-            name='LexemeStat',
-            fields=[
-                ('lexeme', models.TextField(primary_key=True, serialize=False)),
-                ('passages', models.BigIntegerField()),
-            ],
-        ),
-        migrations.CreateModel(
-            name='CorpusStat',
-            fields=[
-                ('id', models.SmallIntegerField(default=1, primary_key=True, serialize=False)),
-                ('passages', models.BigIntegerField(default=0)),
-                ('length', models.BigIntegerField(default=0)),
-            ],
-            options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='corpus_stat_single')],
-            },
-        ),
-            # Keep the statistics equal to the chunk table, in the same transaction as each change.
-        migrations.RunSQL(
-            """
+# Kept as names for migration 0004 (statistics per collection), whose reversal restores them.
+FOLLOW_SQL = """
             CREATE FUNCTION retrieval_stats_follow() RETURNS trigger LANGUAGE plpgsql AS $$
             DECLARE
                 changed text := CASE TG_OP
@@ -83,21 +55,55 @@ class Migration(migrations.Migration):
             CREATE TRIGGER chunk_stats_truncate AFTER TRUNCATE ON documents_chunk
                 FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_clear();
 
+"""
+LEXEMES_SQL = """
             INSERT INTO retrieval_lexemestat (lexeme, passages)
                 SELECT u.lexeme, count(*) FROM documents_chunk c, unnest(c.search_vector) u
                 GROUP BY u.lexeme;
+"""
+CORPUS_SQL = """
             INSERT INTO retrieval_corpusstat (id, passages, length)
                 SELECT 1, count(*) FILTER (WHERE search_vector IS NOT NULL),
                        coalesce(sum(search_length), 0)
                 FROM documents_chunk;
-            """,
             """
+DROP_SQL = """
             DROP TRIGGER chunk_stats_insert ON documents_chunk;
             DROP TRIGGER chunk_stats_update ON documents_chunk;
             DROP TRIGGER chunk_stats_delete ON documents_chunk;
             DROP TRIGGER chunk_stats_truncate ON documents_chunk;
             DROP FUNCTION retrieval_stats_follow();
             DROP FUNCTION retrieval_stats_clear();
-            """,
+            """
+
+
+class Migration(migrations.Migration):
+
+    initial = True
+
+    dependencies = [
+        ('documents', '0003_search_length'),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name='LexemeStat',
+            fields=[
+                ('lexeme', models.TextField(primary_key=True, serialize=False)),
+                ('passages', models.BigIntegerField()),
+            ],
         ),
+        migrations.CreateModel(
+            name='CorpusStat',
+            fields=[
+                ('id', models.SmallIntegerField(default=1, primary_key=True, serialize=False)),
+                ('passages', models.BigIntegerField(default=0)),
+                ('length', models.BigIntegerField(default=0)),
+            ],
+            options={
+                'constraints': [models.CheckConstraint(condition=models.Q(('id', 1)), name='corpus_stat_single')],
+            },
+        ),
+        # Keep the statistics equal to the chunk table, in the same transaction as each change.
+        migrations.RunSQL(FOLLOW_SQL + LEXEMES_SQL + CORPUS_SQL, DROP_SQL),
     ]

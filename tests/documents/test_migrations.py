@@ -1,29 +1,17 @@
-import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from documents.models import ChunkEmbedding, embedding_index
 from tests.documents.factories import ChunkEmbeddingFactory
+from tests.migrating import migrate
 
 BEFORE = [("documents", "0004_hnsw_graph")]
 AFTER = [("documents", "0005_chunk_embedding")]
 GRAPH = [("documents", "0006_hnsw_graph_400")]
 
 
-def _migrate(targets=None):
-    executor = MigrationExecutor(connection)
-    executor.migrate(targets or executor.loader.graph.leaf_nodes())
-
-
 def _indexes(table: str) -> set[str]:
     with connection.cursor() as cursor:
         return set(connection.introspection.get_constraints(cursor, table))
-
-
-@pytest.fixture
-def migrated_back_and_forth(transactional_db):
-    yield
-    _migrate()  # whatever the test did, the database ends as the other tests expect it
 
 
 def test_vectors_move_to_their_own_table_and_back_with_their_hnsw_index(
@@ -40,14 +28,14 @@ def test_vectors_move_to_their_own_table_and_back_with_their_hnsw_index(
         model_name=settings.EMBEDDING_MODEL, dimensions=settings.EMBEDDING_DIMENSIONS
     )
 
-    _migrate(BEFORE)
+    migrate(BEFORE)
     with connection.cursor() as cursor:
         cursor.execute("SELECT id, embedding_model, (embedding::real[])[1] FROM documents_chunk")
         before = {pk: (model, first) for pk, model, first in cursor.fetchall()}
     assert before == {pk: (settings.EMBEDDING_MODEL, first) for pk, first in vectors.items()}
     assert index.name in _indexes("documents_chunk")
 
-    _migrate(AFTER)
+    migrate(AFTER)
     moved = ChunkEmbedding.objects.values_list("chunk_id", "embedding_model", "embedding")
     assert {pk: (model, vector[0]) for pk, model, vector in moved} == before
     assert index.name in _indexes("documents_chunkembedding")
@@ -71,7 +59,7 @@ def test_an_hnsw_index_built_with_a_smaller_graph_is_rebuilt_once(
     index = embedding_index(
         model_name=settings.EMBEDDING_MODEL, dimensions=settings.EMBEDDING_DIMENSIONS
     )
-    _migrate(AFTER)
+    migrate(AFTER)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX {index.name}")
         cursor.execute(
@@ -82,10 +70,10 @@ def test_an_hnsw_index_built_with_a_smaller_graph_is_rebuilt_once(
         )
     assert _index_build(index.name)[1] == ["m=16", "ef_construction=200"]
 
-    _migrate(GRAPH)
+    migrate(GRAPH)
     storage, options = _index_build(index.name)
     assert options == ["m=16", "ef_construction=400"]
 
-    _migrate(AFTER)
-    _migrate(GRAPH)
+    migrate(AFTER)
+    migrate(GRAPH)
     assert _index_build(index.name) == (storage, options)

@@ -10,12 +10,13 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from documents.models import Chunk, ChunkEmbedding, Document, DocumentVersion
 from retrieval import selectors
-from retrieval.models import CorpusStat, LexemeStat
+from retrieval.models import CollectionStat, CorpusStat, LexemeStat
 from retrieval.selectors import SearchError, passages_search
 from retrieval.statement import Statement, statement_build
 from retrieval.types import Filters, Fusion
@@ -94,7 +95,12 @@ def _peak(scores: list[float]) -> float:
 def _full_match(query: str, fts_config: str) -> float:
     """BM25 of an average passage holding each lexeme of the query once: the sum of the IDFs
     of those some passage holds."""
-    counts = dict(LexemeStat.objects.filter(passages__gt=0).values_list("lexeme", "passages"))
+    counts = dict(
+        LexemeStat.objects.filter(passages__gt=0)
+        .values("lexeme")
+        .annotate(n=Sum("passages"))
+        .values_list("lexeme", "n")
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT tsvector_to_array(to_tsvector(%s::regconfig, %s))", [fts_config, query]
@@ -356,29 +362,52 @@ def test_web_search_syntax_excludes_words_and_requires_phrases(handbook, boss):
     assert found('"travel desk"') == {"Booking"}
 
 
-def test_full_text_statistics_follow_inserts_new_versions_and_deletes(handbook):
+def test_full_text_statistics_follow_inserts_new_versions_moves_and_deletes(handbook):
+    """Per collection and for the whole corpus, as recounted from the passages."""
+
     def recomputed():
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT u.lexeme, count(*) FROM documents_chunk c, unnest(c.search_vector) u "
-                "GROUP BY u.lexeme"
+                "SELECT u.lexeme, d.collection_id, count(*) FROM documents_chunk c "
+                "JOIN documents_document d ON d.id = c.document_id, unnest(c.search_vector) u "
+                "GROUP BY u.lexeme, d.collection_id"
             )
-            lexemes = dict(cursor.fetchall())
+            lexemes = {(lexeme, collection): n for lexeme, collection, n in cursor.fetchall()}
         chunks = Chunk.objects.exclude(search_vector=None)
+        collections = {
+            row["document__collection_id"]: (row["n"], row["length"])
+            for row in chunks.values("document__collection_id").annotate(
+                n=Count("pk"), length=Sum("search_length")
+            )
+        }
         length = sum(chunks.values_list("search_length", flat=True))
-        return lexemes, (chunks.count(), length)
+        return lexemes, collections, (chunks.count(), length)
 
     def stored():
-        lexemes = dict(LexemeStat.objects.exclude(passages=0).values_list("lexeme", "passages"))
+        lexemes = {
+            (row.lexeme, row.collection_id): row.passages
+            for row in LexemeStat.objects.exclude(passages=0)
+        }
+        collections = {
+            row.collection_id: (row.passages, row.length)
+            for row in CollectionStat.objects.exclude(passages=0)
+        }
         corpus = CorpusStat.objects.get()
-        return lexemes, (corpus.passages, corpus.length)
+        return lexemes, collections, (corpus.passages, corpus.length)
 
-    assert stored() == recomputed() and stored()[1][0] > 0
+    def words() -> set[str]:
+        return {lexeme for lexeme, _ in stored()[0]}
+
+    assert stored() == recomputed() and stored()[2][0] > 0
     leave = handbook["leave.md"]
     ingest(leave.collection, "leave.md", "# Leave policy\n\nNow 30 days of sabbatical leave.")
-    assert stored() == recomputed() and "sabbat" in stored()[0]
-    handbook["travel.md"].delete()
-    assert stored() == recomputed() and "hotel" not in stored()[0]
+    assert stored() == recomputed() and "sabbat" in words()
+    other = CollectionFactory(name="Other")
+    travel = handbook["travel.md"]
+    Document.objects.filter(pk=travel.pk).update(collection=other)  # a move takes its counts
+    assert stored() == recomputed() and other.pk in stored()[1]
+    travel.delete()
+    assert stored() == recomputed() and "hotel" not in words() and other.pk not in stored()[1]
 
 
 def test_documents_embedded_by_another_model_are_named_and_left_to_full_text(handbook, boss):

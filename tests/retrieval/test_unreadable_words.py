@@ -13,6 +13,7 @@ from documents.services.ingestion import documents_ingest
 from documents.services.uploads import document_create
 from tests.api import api_client
 from tests.handbook import ingest
+from tests.retrieval.paths import PATHS, path_take
 
 pytestmark = pytest.mark.django_db
 
@@ -62,19 +63,6 @@ def _answers(member) -> list:
     return found
 
 
-# Each way the statement ranks: few visible documents (exact), many (the HNSW walk and the
-# postings), and many without postings (every visible match scored through the GIN index).
-PATHS = {
-    "exact": {},
-    "index, postings": {"SEARCH_EXACT_BELOW": 0, "SEARCH_VECTOR_EXACT_BELOW": 0},
-    "index, no postings": {
-        "SEARCH_EXACT_BELOW": 0,
-        "SEARCH_VECTOR_EXACT_BELOW": 0,
-        "SEARCH_POSTINGS": False,
-    },
-}
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_a_word_only_unreadable_passages_hold_changes_nothing_in_any_mode(
     people, settings, chunks_vacuumed, path
@@ -82,8 +70,7 @@ def test_a_word_only_unreadable_passages_hold_changes_nothing_in_any_mode(
     """GIVEN the board's "zanzibarco" and "quarterly", which the handbook reader cannot read
     WHEN they search with them, and again once those words are made-up ones in the board's
     text THEN every response is the same, every field of every passage."""
-    for name, value in PATHS[path].items():
-        setattr(settings, name, value)
+    path_take(settings, path)
     member = people["member"]
     ingest(people["board"], "quarterly.md", BOARD)
     with_words = _answers(member)
