@@ -6,30 +6,24 @@ from django.db import migrations, models
 GLOBAL = import_module("retrieval.migrations.0001_lexical_statistics")
 
 # The statistics trigger, for both tables it follows: the chunk table (passages written,
-# changed, deleted) and the document table (a document moved to another collection takes its
-# passages' statistics along). Each change is rows of (collection, full-text vector, length,
-# sign), added to the collection's lexeme and passage counts and to the corpus totals.
+# changed, deleted: statement triggers) and the document table (a document moved to another
+# collection takes its passages' statistics along: a row trigger, for moves alone). Each
+# change is rows of (collection, full-text vector, length, sign), added to the collection's
+# lexeme and passage counts and to the corpus totals.
 FOLLOW = """
 CREATE FUNCTION retrieval_stats_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed text;
 BEGIN
     IF TG_TABLE_NAME = 'documents_document' THEN
-        -- Every update of a document comes here; only a move changes any statistics.
-        IF NOT EXISTS (SELECT FROM old_rows o JOIN new_rows n ON n.id = o.id
-                       WHERE o.collection_id <> n.collection_id) THEN
-            RETURN NULL;
-        END IF;
-        changed := 'WITH moved AS (
-                        SELECT o.id, o.collection_id AS gone, n.collection_id AS came
-                        FROM old_rows o JOIN new_rows n ON n.id = o.id
-                        WHERE o.collection_id <> n.collection_id)
-                    SELECT m.gone AS collection_id, c.search_vector, c.search_length,
-                           -1 AS sign
-                    FROM moved m JOIN documents_chunk c ON c.document_id = m.id
-                    UNION ALL
-                    SELECT m.came, c.search_vector, c.search_length, 1
-                    FROM moved m JOIN documents_chunk c ON c.document_id = m.id';
+        -- A document moved to another collection (a row trigger, only for a move).
+        changed := format(
+            'SELECT %s::bigint AS collection_id, search_vector, search_length, -1 AS sign
+             FROM documents_chunk WHERE document_id = %s
+             UNION ALL
+             SELECT %s::bigint, search_vector, search_length, 1
+             FROM documents_chunk WHERE document_id = %s',
+            OLD.collection_id, OLD.id, NEW.collection_id, NEW.id);
     ELSE
         changed := CASE TG_OP
             WHEN 'INSERT' THEN 'SELECT d.collection_id, r.search_vector, r.search_length,
@@ -98,9 +92,9 @@ CREATE TRIGGER chunk_stats_delete AFTER DELETE ON documents_chunk
     FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_follow();
 CREATE TRIGGER chunk_stats_truncate AFTER TRUNCATE ON documents_chunk
     FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_clear();
-CREATE TRIGGER document_stats_move AFTER UPDATE ON documents_document
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_follow();
+CREATE TRIGGER document_stats_move AFTER UPDATE OF collection_id ON documents_document
+    FOR EACH ROW WHEN (OLD.collection_id IS DISTINCT FROM NEW.collection_id)
+    EXECUTE FUNCTION retrieval_stats_follow();
 
 INSERT INTO retrieval_lexemestat (lexeme, collection_id, passages)
     SELECT u.lexeme, d.collection_id, count(*)
