@@ -313,12 +313,13 @@ SETTINGS: tuple[Setting, ...] = (
         "PRODRAG_EMBEDDING_QUANTIZE",
         "none",
         "With the `onnx` runtime: `none` runs the model in 32-bit floats (vectors at a cosine "
-        "of 0.9999 to PyTorch's); `int8` with its weights quantised to 8 bits, 1.6 to 2.8 "
-        "times as fast, checked on this CPU before use (a cosine of 0.99 to PyTorch's, and "
-        "0.90 of real passages' ten nearest neighbours kept; a model that strays further runs "
-        "unquantised, with a warning). int8 can cost retrieval quality on some collections and "
-        "CPUs: measure yours with `manage.py evaluate` before choosing it. Recorded on each "
-        "document version: `reembed` re-embeds passages made with another setting.",
+        "of 0.9999 to PyTorch's); `int8` with its weights quantised to 8 bits, ingesting "
+        "about 1.5 times as fast, checked on this CPU before use (a cosine of 0.99 to "
+        "PyTorch's, and 0.90 of real passages' ten nearest neighbours kept; a model that "
+        "strays further runs unquantised, with a warning). int8 can cost retrieval quality on "
+        "some collections and CPUs: measure yours with `manage.py evaluate` before choosing "
+        "it. Recorded on each document version: `reembed` re-embeds passages made with "
+        "another setting.",
         parse_choice("int8", "none"),
     ),
     Setting(
