@@ -3,9 +3,10 @@
 from django.db import migrations, models
 
 
-# Kept as names for migration 0004 (statistics per collection), whose reversal restores them.
-FOLLOW_SQL = """
-            CREATE FUNCTION retrieval_stats_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+# Kept as names for migration 0004 (statistics per collection), whose reversal restores the
+# functions and the counts.
+FUNCTIONS_SQL = """
+            CREATE OR REPLACE FUNCTION retrieval_stats_follow() RETURNS trigger LANGUAGE plpgsql AS $$
             DECLARE
                 changed text := CASE TG_OP
                     WHEN 'INSERT' THEN 'SELECT search_vector, search_length, 1 AS sign FROM new_rows'
@@ -35,14 +36,15 @@ FOLLOW_SQL = """
             END
             $$;
 
-            CREATE FUNCTION retrieval_stats_clear() RETURNS trigger LANGUAGE plpgsql AS $$
+            CREATE OR REPLACE FUNCTION retrieval_stats_clear() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 DELETE FROM retrieval_lexemestat;
                 DELETE FROM retrieval_corpusstat;
                 RETURN NULL;
             END
             $$;
-
+"""
+TRIGGERS_SQL = """
             CREATE TRIGGER chunk_stats_insert AFTER INSERT ON documents_chunk
                 REFERENCING NEW TABLE AS new_rows
                 FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_follow();
@@ -105,5 +107,5 @@ class Migration(migrations.Migration):
             },
         ),
         # Keep the statistics equal to the chunk table, in the same transaction as each change.
-        migrations.RunSQL(FOLLOW_SQL + LEXEMES_SQL + CORPUS_SQL, DROP_SQL),
+        migrations.RunSQL(FUNCTIONS_SQL + TRIGGERS_SQL + LEXEMES_SQL + CORPUS_SQL, DROP_SQL),
     ]

@@ -11,7 +11,7 @@ GLOBAL = import_module("retrieval.migrations.0001_lexical_statistics")
 # change is rows of (collection, full-text vector, length, sign), added to the collection's
 # lexeme and passage counts and to the corpus totals.
 FOLLOW = """
-CREATE FUNCTION retrieval_stats_follow() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION retrieval_stats_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     changed text;
 BEGIN
@@ -72,26 +72,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION retrieval_stats_clear() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION retrieval_stats_clear() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM retrieval_lexemestat;
     DELETE FROM retrieval_collectionstat;
-    UPDATE retrieval_corpusstat SET passages = 0, length = 0;
+    DELETE FROM retrieval_corpusstat;
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER chunk_stats_insert AFTER INSERT ON documents_chunk
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_follow();
-CREATE TRIGGER chunk_stats_update AFTER UPDATE ON documents_chunk
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_follow();
-CREATE TRIGGER chunk_stats_delete AFTER DELETE ON documents_chunk
-    REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_follow();
-CREATE TRIGGER chunk_stats_truncate AFTER TRUNCATE ON documents_chunk
-    FOR EACH STATEMENT EXECUTE FUNCTION retrieval_stats_clear();
 CREATE TRIGGER document_stats_move AFTER UPDATE OF collection_id ON documents_document
     FOR EACH ROW WHEN (OLD.collection_id IS DISTINCT FROM NEW.collection_id)
     EXECUTE FUNCTION retrieval_stats_follow();
@@ -108,15 +97,7 @@ INSERT INTO retrieval_collectionstat (collection_id, passages, length)
     GROUP BY d.collection_id;
 """
 
-DROP = """
-DROP TRIGGER chunk_stats_insert ON documents_chunk;
-DROP TRIGGER chunk_stats_update ON documents_chunk;
-DROP TRIGGER chunk_stats_delete ON documents_chunk;
-DROP TRIGGER chunk_stats_truncate ON documents_chunk;
-DROP TRIGGER document_stats_move ON documents_document;
-DROP FUNCTION retrieval_stats_follow();
-DROP FUNCTION retrieval_stats_clear();
-"""
+UNFOLLOW_MOVES = "DROP TRIGGER document_stats_move ON documents_document;"
 
 
 class Migration(migrations.Migration):
@@ -130,7 +111,8 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunSQL(GLOBAL.DROP_SQL, GLOBAL.FOLLOW_SQL + GLOBAL.LEXEMES_SQL),
+        # Reversed last, once the corpus-wide table is back: its counts.
+        migrations.RunSQL(migrations.RunSQL.noop, GLOBAL.LEXEMES_SQL),
         migrations.DeleteModel(name="LexemeStat"),
         migrations.CreateModel(
             name="LexemeStat",
@@ -151,5 +133,6 @@ class Migration(migrations.Migration):
                 ("length", models.BigIntegerField(default=0)),
             ],
         ),
-        migrations.RunSQL(FOLLOW, DROP),
+        # The chunk table's triggers stay; their functions change.
+        migrations.RunSQL(FOLLOW, UNFOLLOW_MOVES + GLOBAL.FUNCTIONS_SQL),
     ]
