@@ -2,7 +2,7 @@
 says how each is made from Debian packages), by mode and by embedding variant.
 
     .venv/bin/python -m bench.collections [--only NAME ...] [--variant int8 --variant none]
-        [--together] [--into DIR] [--documents N] [--queries N]
+        [--together] [--shares] [--into DIR] [--documents N] [--queries N]
 
 For each collection and embedding variant (`int8`: ONNX Runtime with 8-bit weights; `none`:
 ONNX Runtime in 32-bit floats, at a cosine of 0.9999 to PyTorch), a database of its own
@@ -12,9 +12,10 @@ the first time only), and its queries scored by `manage.py evaluate`'s code (the
 as filter): nDCG@10 of dense, full text and the default hybrid mode, each query's documents
 ranked by their best passage. With --together, every collection is also loaded into one
 database per variant and scored there, to show that the others beside it change nothing
-(full text's statistics are per collection). Then the table: each mode, the default's
-distance to the better single branch, what each variant costs dense against 32-bit floats,
-and full text together with the others."""
+(full text's statistics are per collection). With --shares, hybrid is also scored at each
+fixed vector share, 0 to 1: what a share chosen on labels could give. Then the table: each
+mode, the default's distance to the better single branch, what each variant costs dense
+against 32-bit floats, and full text together with the others."""
 
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ HERE = ROOT / "var" / "bench-collections"
 MODES = ("dense", "fulltext", "hybrid")
 
 
-def score(names: list[str], into: Path) -> dict[str, dict[str, float]]:
+def score(names: list[str], into: Path, shares: bool) -> dict[str, dict[str, float]]:
     """nDCG@10 by mode of each collection (in BEIR format under `into`), loaded (once) under
-    its name into the database this process was set up with."""
+    its name into the database this process was set up with; with `shares`, also hybrid's at
+    each fixed vector share (keys "0.0" to "1.0")."""
     from django.core.management import call_command
 
     from accounts.models import User
     from documents.models import Collection
+    from retrieval.calibration import SHARES
     from retrieval.evaluation import collection_evaluate
 
     call_command("migrate", verbosity=0)
@@ -49,24 +52,22 @@ def score(names: list[str], into: Path) -> dict[str, dict[str, float]]:
         if not Collection.objects.filter(name=name).exists():
             call_command("import_beir", str(into / name), collection=name, sync=True,
                          owner="bench")  # fmt: skip
+
+    def ndcg(name: str, mode: str, share: float | None = None) -> float:
+        collection = Collection.objects.get(name=name)
+        result = collection_evaluate(
+            user=user, directory=into / name, collection=collection, mode=mode, share=share
+        )
+        return round(result.ndcg_at_10, 4)
+
     return {
-        name: {
-            mode: round(
-                collection_evaluate(
-                    user=user,
-                    directory=into / name,
-                    collection=Collection.objects.get(name=name),
-                    mode=mode,
-                ).ndcg_at_10,
-                4,
-            )
-            for mode in MODES
-        }
+        name: {mode: ndcg(name, mode) for mode in MODES}
+        | ({f"{share:.1f}": ndcg(name, "hybrid", share) for share in SHARES} if shares else {})
         for name in names
     }
 
 
-def scored(names: list[str], variant: str, database: str, into: Path) -> dict:
+def scored(names: list[str], variant: str, database: str, into: Path, shares: bool) -> dict:
     """`score` in a child process on the database `database` under `into`/pgdata, embedding
     with `variant`; the database is stopped after."""
     pgdata = into / "pgdata" / database
@@ -79,7 +80,7 @@ def scored(names: list[str], variant: str, database: str, into: Path) -> dict:
     try:
         child = subprocess.run(
             [sys.executable, "-m", "bench.collections", "--score", ",".join(names), "--into",
-             str(into)],
+             str(into), *(["--shares"] if shares else [])],
             env=environment, cwd=ROOT, capture_output=True, text=True,
         )  # fmt: skip
     finally:
@@ -100,12 +101,13 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=CORPUS_SIZE)
     parser.add_argument("--queries", type=int, default=QUERIES)
     parser.add_argument("--together", action="store_true")
+    parser.add_argument("--shares", action="store_true")
     parser.add_argument("--score", help=argparse.SUPPRESS)  # collections, in a child
     args = parser.parse_args()
     into = args.into.resolve()
     if args.score:
         django_setup(Path(os.environ["PRODRAG_PGDATA"]))
-        print(json.dumps(score(args.score.split(","), into)), flush=True)
+        print(json.dumps(score(args.score.split(","), into, args.shares)), flush=True)
         return
     variants = args.variant or ["int8", "none"]
     names = args.only or list(BUILDERS)
@@ -113,11 +115,12 @@ def main() -> None:
     for name in names:
         collection_build(name, into, documents=args.documents, queries_kept=args.queries)
         for variant in variants:
-            rows[name, variant] = scored([name], variant, f"{name}-{variant}", into)[name]
+            database = f"{name}-{variant}"
+            rows[name, variant] = scored([name], variant, database, into, args.shares)[name]
             print(name, variant, rows[name, variant], flush=True)
     if args.together:
         for variant in variants:
-            for name, row in scored(names, variant, f"together-{variant}", into).items():
+            for name, row in scored(names, variant, f"together-{variant}", into, False).items():
                 together[name, variant] = row
                 print(name, variant, "together", row, flush=True)
     _report(rows, together)
@@ -135,6 +138,15 @@ def _report(rows: dict, together: dict) -> None:
         print(f"{name:<18} {variant:<7} {row['dense']:>7.4f} {row['fulltext']:>8.4f} "
               f"{row['hybrid']:>7.4f} {row['hybrid'] - better:>+15.4f} {cost:>12} "
               f"{beside:>17}")  # fmt: skip
+    for (name, variant), row in rows.items():
+        fixed = {key: value for key, value in row.items() if key not in MODES}
+        if fixed:
+            best = max(fixed, key=fixed.get)
+            print(
+                f"{name} {variant}: hybrid at each fixed vector share "
+                + " ".join(f"{key} {value:.4f}" for key, value in fixed.items())
+                + f"; best {best} ({fixed[best]:.4f}), the default {row['hybrid']:.4f}"
+            )
 
 
 if __name__ == "__main__":
