@@ -35,6 +35,7 @@ import logging
 import os
 import platform
 import sysconfig
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -196,12 +197,20 @@ def mean_token_vectors(
 
 
 def _check(transformer, session, record: Path) -> Check:
-    """The variant's Check, measured now unless `record` holds one from this CPU."""
+    """The variant's Check, measured now unless `record` holds one from this CPU. Where the
+    model directory cannot be written to (a read-only image started on another CPU than it
+    was built on), the record is kept in the temporary directory instead, so that the
+    measurement (about 10 s) is not repeated by every process."""
     cpu = cpu_features()
-    with contextlib.suppress(OSError, ValueError, TypeError):
-        check = Check(**json.loads(record.read_text()))
-        if check.cpu == cpu:
-            return check
+    reads, kept = [record], record
+    if not os.access(record.parent, os.W_OK):
+        kept = checks_fallback_dir() / record.name
+        reads.append(kept)
+    for path in reads:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            check = Check(**json.loads(path.read_text()))
+            if check.cpu == cpu:
+                return check
     texts = [*CALIBRATION, *check_passages()]
     reference = transformer.encode(
         texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=16
@@ -223,13 +232,18 @@ def _check(transformer, session, record: Path) -> Check:
         neighbour_recall=round(neighbour_recall(reference[passages], vectors[passages]), 4),
     )
     # Processes starting together may each measure; each writes its own file and renames it
-    # into place. A directory this process may not write to (a read-only image) costs only
-    # the measurement at each start.
+    # into place. Where it cannot be written, each start measures again.
     with contextlib.suppress(OSError):
-        partial = record.with_name(f"{record.name}.{os.getpid()}.partial")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
         partial.write_text(json.dumps(asdict(check)))
-        partial.replace(record)
+        partial.replace(kept)
     return check
+
+
+def checks_fallback_dir() -> Path:
+    """Where checks are recorded when the model directory is read-only."""
+    return Path(tempfile.gettempdir()) / "prodrag-embedding-checks"
 
 
 def neighbour_recall(reference: np.ndarray, vectors: np.ndarray) -> float:

@@ -148,6 +148,31 @@ def test_a_check_that_cannot_be_recorded_still_lets_the_variant_serve(
     assert json.loads(record.read_text())["cpu"] == "another CPU"
 
 
+def test_a_read_only_model_directory_keeps_its_checks_in_the_temporary_one(
+    settings, onnx_dir, tmp_path, monkeypatch
+):
+    """GIVEN the variant checked on another CPU, in a directory no process may write to WHEN
+    the embedder loads twice THEN the first measures and records in the temporary directory,
+    and the second reads it there without measuring again."""
+    _local(settings, quantize="none", onnx_dir=onnx_dir)
+    record = next(onnx_dir.glob("*-none.check.json"))
+    record.write_text(json.dumps(json.loads(record.read_text()) | {"cpu": "another CPU"}))
+    monkeypatch.setattr(onnx.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(onnx, "checks_fallback_dir", lambda: tmp_path / "checks")
+
+    first = _local(settings, quantize="none", onnx_dir=onnx_dir)
+
+    def measured(*args, **kwargs):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(onnx, "check_passages", measured)
+    second = _local(settings, quantize="none", onnx_dir=onnx_dir)
+
+    assert first.check == second.check and first.check.cpu == onnx.cpu_features()
+    assert (tmp_path / "checks" / record.name).exists()
+    assert json.loads(record.read_text())["cpu"] == "another CPU"
+
+
 def test_the_torch_runtime_makes_no_onnx_file(settings, tmp_path):
     local = _local(settings, runtime="torch", onnx_dir=tmp_path)
 
