@@ -30,9 +30,13 @@ class FolderConnector(Connector):
         self.root = Path(location)
         self._traversers: dict[Path, Readers] = {}
 
-    def listing(self) -> Iterator[Listed]:
+    def _reachable(self) -> None:
+        """SourceUnavailable when the folder itself is gone (an unmounted share)."""
         if not self.root.is_dir():
             raise SourceUnavailable(f"{self.root} is not a readable folder.")
+
+    def listing(self) -> Iterator[Listed]:
+        self._reachable()
 
         def refuse(error: OSError) -> None:
             raise SourceUnavailable(f"cannot list {error.filename}: {error.strerror}")
@@ -62,10 +66,9 @@ class FolderConnector(Connector):
             yield handle
 
     def readers(self, key: str) -> Readers:
-        """SourceUnavailable when the folder itself is gone (an unmounted share): that says
-        nothing of who may read the file."""
-        if not self.root.is_dir():
-            raise SourceUnavailable(f"{self.root} is not a readable folder.")
+        """SourceUnavailable when the folder itself is gone: that says nothing of who may
+        read the file."""
+        self._reachable()
         path = self.root / key
         if path.is_symlink() or not path.resolve().is_relative_to(self.root.resolve()):
             raise ItemUnreadable(f"{key} leads out of the folder")
