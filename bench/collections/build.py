@@ -14,6 +14,13 @@ format. The queries are derived by rule, never chosen or read while tuning:
 - manpage-synonyms (short passages asked in other words): the paragraphs of the Linux manual
   pages (manpages, manpages-dev), each titled by its page and section; a paragraph's first
   sentence with every word WordNet has a one-word synonym for replaced by it is the query.
+- wordnet-keywords (entities sought by a few words, as DBpedia-entity's keyword queries):
+  wordnet-gcide's documents; the query is the first five words of four letters or more of
+  the same GCIDE definition.
+- perl-questions (short natural questions answered by a passage, as MS MARCO): the sections
+  of Perl's manual (perl-doc: the FAQ and every other page), each a document without its
+  heading, titled by its page; a heading that is a question naming one section only is the
+  query for it.
 
 Each collection holds at most CORPUS_SIZE documents (the judged ones and a seeded sample of
 the rest) and QUERIES queries (a seeded sample)."""
@@ -44,6 +51,8 @@ PACKAGES = {
     "postgres-lead": ["postgresql-doc-15"],
     "wordnet-gcide": ["wordnet-base", "dict-gcide"],
     "manpage-synonyms": ["manpages", "manpages-dev", "wordnet-base"],
+    "wordnet-keywords": ["wordnet-base", "dict-gcide"],
+    "perl-questions": ["perl-doc"],
 }
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
@@ -178,30 +187,50 @@ def _synonyms(root: Path) -> dict[str, str]:
     return synonym
 
 
-def wordnet_gcide(root: Path) -> tuple[dict, dict, dict]:
-    corpus, by_word = {}, defaultdict(list)
-    for offset, words, gloss in _wordnet_nouns(root):
-        doc = f"wn{offset}"
-        corpus[doc] = {"title": ", ".join(words), "text": gloss}
+def _gcide_definitions(root: Path) -> Iterator[tuple[str, str]]:
+    """(WordNet noun synset, GCIDE definition) of each noun WordNet gives one sense, for each
+    of GCIDE's entries of it, the definition without the noun and its other forms."""
+    by_word = defaultdict(list)
+    for offset, words, _ in _wordnet_nouns(root):
         for word in words:
-            by_word[word.lower()].append(doc)
+            by_word[word.lower()].append(f"wn{offset}")
     with gzip.open(root / "usr/share/dictd/gcide.dict.dz", "rt", errors="replace") as dictionary:
         text = dictionary.read()
     entry = re.compile(r"(?m)^([A-Z][a-z]+(?: [a-z]+)?) \\[^\\\n]*\\, n\.(.*?)(?:\n\n|\Z)", re.S)
-    queries, qrels = {}, {}
     for match in entry.finditer(text):
         word, body = match.group(1), match.group(2)
         docs = by_word.get(word.lower(), [])
-        if len(docs) != 1 or f"q{docs[0]}" in queries:
+        if len(docs) != 1:
             continue
         body = re.sub(r"\[[^\]]*\]|--\w[^.]*\.|\{[^}]*\}|\(\w+\.\)|\b1\.", " ", body)
         definition = _SENTENCE_END.split(_clean(body), 1)[0].split("; as,")[0]
         # Without the noun and its other forms (equalization: equalizing, equalized).
-        definition = _clean(re.sub(rf"(?i)\b{re.escape(word[:6])}\w*", " ", definition))
+        yield docs[0], _clean(re.sub(rf"(?i)\b{re.escape(word[:6])}\w*", " ", definition))
+
+
+def _wordnet_corpus(root: Path) -> dict:
+    return {
+        f"wn{offset}": {"title": ", ".join(words), "text": gloss}
+        for offset, words, gloss in _wordnet_nouns(root)
+    }
+
+
+def wordnet_gcide(root: Path) -> tuple[dict, dict, dict]:
+    queries, qrels = {}, {}
+    for doc, definition in _gcide_definitions(root):
         content = [w for w in _WORDS.findall(definition) if len(w) >= 4]
-        if len(content) >= 3 and _words(definition) <= 30:
-            queries[f"q{docs[0]}"], qrels[f"q{docs[0]}"] = definition, {docs[0]: 1}
-    return corpus, queries, qrels
+        if f"q{doc}" not in queries and len(content) >= 3 and _words(definition) <= 30:
+            queries[f"q{doc}"], qrels[f"q{doc}"] = definition, {doc: 1}
+    return _wordnet_corpus(root), queries, qrels
+
+
+def wordnet_keywords(root: Path) -> tuple[dict, dict, dict]:
+    queries, qrels = {}, {}
+    for doc, definition in _gcide_definitions(root):
+        content = [w for w in _WORDS.findall(definition) if len(w) >= 4]
+        if f"q{doc}" not in queries and len(content) >= 3:
+            queries[f"q{doc}"], qrels[f"q{doc}"] = " ".join(content[:5]), {doc: 1}
+    return _wordnet_corpus(root), queries, qrels
 
 
 _ROFF_FONT = re.compile(r"\\f[BIRP]|\\f\(..|\\\*\(..|\\\(..|\\[&-]|\\ ")
@@ -246,11 +275,73 @@ def manpage_synonyms(root: Path) -> tuple[dict, dict, dict]:
     return corpus, queries, qrels
 
 
+_POD_CODE = re.compile(r"[A-Z]<<+\s+(.*?)\s+>>+|[A-Z]<([^<>]*)>")
+_POD_ESCAPES = {"lt": "<", "gt": ">", "verbar": "|", "sol": "/"}
+
+
+def _pod_text(paragraph: str) -> str:
+    """A POD paragraph without its formatting codes (link texts and index entries kept as
+    their words, E<> escapes as their characters)."""
+
+    def plain(match: re.Match) -> str:
+        code, inner = match.group(0)[0], match.group(1) or match.group(2) or ""
+        if code == "X" or code == "Z":
+            return ""
+        if code == "E":
+            return _POD_ESCAPES.get(inner, "")
+        if code == "L":
+            return inner.split("|", 1)[0].replace('"', "").split("/", 1)[0]
+        return inner
+
+    previous = None
+    while previous != paragraph:
+        previous, paragraph = paragraph, _POD_CODE.sub(plain, paragraph)
+    return _clean(paragraph)
+
+
+def _pod_sections(page: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """(page title, heading, paragraphs) of each section of a POD page."""
+    paragraphs = re.split(r"\n\s*\n", page.read_text(errors="replace"))
+    title, heading, blocks, skipping = page.stem, "", [], False
+    for paragraph in [*paragraphs, "=head1 END"]:
+        command = re.match(r"=(\w+)\s*(.*)", paragraph, re.S)
+        if command and command.group(1).startswith("head"):
+            if heading == "NAME" and blocks:
+                title = blocks[0]
+            elif heading:
+                yield title, heading, blocks
+            heading, blocks = _pod_text(command.group(2)), []
+        elif command and command.group(1) in ("begin", "end", "for"):
+            skipping = command.group(1) == "begin"
+        elif command and command.group(1) == "item":
+            blocks.append(_pod_text(command.group(2)))
+        elif not command and not skipping and paragraph.strip():
+            blocks.append(_pod_text(paragraph))
+
+
+def perl_questions(root: Path) -> tuple[dict, dict, dict]:
+    pages = sorted((root / "usr/share/perl").glob("*/pod/*.pod"))
+    sections = [section for page in pages for section in _pod_sections(page)]
+    named = Counter(heading.lower() for _, heading, _ in sections)
+    corpus, queries, qrels = {}, {}, {}
+    for number, (title, heading, blocks) in enumerate(sections):
+        text = " ".join(blocks)
+        if _words(text) < 25:
+            continue
+        doc = f"pl{number}"
+        corpus[doc] = {"title": title, "text": text}
+        if heading.endswith("?") and named[heading.lower()] == 1 and 3 <= _words(heading) <= 25:
+            queries[f"q{doc}"], qrels[f"q{doc}"] = heading, {doc: 1}
+    return corpus, queries, qrels
+
+
 BUILDERS: dict[str, Callable[[Path], tuple[dict, dict, dict]]] = {
     "python-headings": python_headings,
     "postgres-lead": postgres_lead,
     "wordnet-gcide": wordnet_gcide,
     "manpage-synonyms": manpage_synonyms,
+    "wordnet-keywords": wordnet_keywords,
+    "perl-questions": perl_questions,
 }
 
 
