@@ -427,9 +427,10 @@ SETTINGS: tuple[Setting, ...] = (
         "adaptive",
         "How hybrid search fuses its vector and full-text rankings: `adaptive` (weighted mean "
         "of min-max normalised scores, with each query's vector share set by how far each "
-        "ranking's best passages stand out and full text's part scaled by how much of the "
-        "query its best passage covers), `convex` (the same mean with fixed shares) or `rrf` "
-        "(reciprocal-rank fusion). docs/benchmarks.md has the evidence behind the default.",
+        "ranking's best passages stand out, full text's share halved for a question, and "
+        "full text's part scaled by how much of the query its best passage covers), `convex` "
+        "(the same mean with fixed shares) or `rrf` (reciprocal-rank fusion). "
+        "docs/benchmarks.md has the evidence behind the default.",
         parse_choice("adaptive", "convex", "rrf"),
     ),
     Setting(

@@ -77,8 +77,10 @@ Shape of the statement (its CTEs):
   Full text's part is scaled by its *coverage*: its best passage's BM25 over that of an
   average passage holding each of the query's lexemes once (at most 1), so that a full-text
   ranking whose best match holds little of the query (the words of a paraphrase, say) weighs
-  little. Measured on SciFact and on query sets built from it that favour one branch
-  (docs/benchmarks.md).
+  little. A question (`is_question`) gives full text half the share its peaks would: the
+  words a question shares with its answer are few and common, and answering questions is
+  what the embedding model was trained on. Measured on SciFact, on query sets built from it
+  that favour one branch, and on collections of other kinds (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -553,6 +555,8 @@ def _fused_sql(spec: Statement, params: dict) -> str:
         if adaptive
         else ""
     )
+    if adaptive:
+        params["fulltext_factor"] = QUESTION_FULLTEXT_FACTOR if is_question(spec.text) else 1.0
     return f"""SELECT j.id, j.document_id, j.dense_rank, j.fulltext_rank, j.similarity, j.bm25,
                       {score} AS score, share.dense AS dense_share,
                       {"j.coverage" if adaptive else "NULL"}::float8 AS fulltext_coverage
@@ -571,6 +575,21 @@ def _fused_sql(spec: Statement, params: dict) -> str:
 # PEAK_TOP as a share of the drop to its last candidate. A ranking of one passage stands out
 # entirely; one of equal scores, not at all.
 PEAK_TOP = 10
+# Full text's share of a question's adaptive fusion, as a part of what the peaks give it.
+QUESTION_FULLTEXT_FACTOR = 0.5
+# A question: it ends with a question mark or opens with an English interrogative word or
+# auxiliary ("how to ...", "what is ...", "does ... ?") or a request ("give me all ...").
+# Words that also open names or keyword searches are left out ("Will Smith", "May 2024",
+# "find options", "list comprehension").
+_QUESTION = re.compile(
+    r"\?\s*$|^\W*(?:how|what|why|where|when|which|who|whom|whose|is|are|was|were|do|does|did"
+    r"|can|could|should|would|(?:give|tell|show) me)\b",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    return bool(_QUESTION.search(text))
 
 
 def _peak_sql(branch: str, column: str) -> str:
@@ -583,10 +602,12 @@ def _peak_sql(branch: str, column: str) -> str:
 
 def _peaks_sql() -> str:
     """The adaptive fusion's figures of this query: the vector share, each ranking's peak over
-    the sum of both (even when neither stands out), and full text's coverage of the query,
-    its best passage's BM25 over `full_match` (at most 1)."""
+    the sum of both (even when neither stands out) with full text's part of it scaled by
+    `fulltext_factor`, and full text's coverage of the query, its best passage's BM25 over
+    `full_match` (at most 1)."""
     dense, fulltext = _peak_sql("dn", "similarity"), _peak_sql("ft", "bm25")
-    return f"""coalesce(({dense}) / nullif(({dense}) + ({fulltext}), 0), 0.5) AS query_share,
+    peaks = f"coalesce(({dense}) / nullif(({dense}) + ({fulltext}), 0), 0.5)"
+    return f"""1 - %(fulltext_factor)s * (1 - {peaks}) AS query_share,
                least(1, coalesce(max(ft.bm25) OVER () / nullif((SELECT full_match FROM tsq), 0),
                                  0)) AS coverage"""
 

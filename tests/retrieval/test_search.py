@@ -18,7 +18,7 @@ from documents.models import Chunk, ChunkEmbedding, Document, DocumentVersion
 from retrieval import selectors
 from retrieval.models import CollectionStat, CorpusStat, LexemeStat
 from retrieval.selectors import SearchError, passages_search
-from retrieval.statement import Statement, statement_build
+from retrieval.statement import Statement, is_question, statement_build
 from retrieval.types import Filters, Fusion
 from tests.accounts.factories import UserFactory
 from tests.documents.factories import CollectionFactory
@@ -113,21 +113,24 @@ def _full_match(query: str, fts_config: str) -> float:
     )
 
 
-@pytest.mark.parametrize("query", [LEAVE_QUESTION, "annual leave carryover rulez"])
+@pytest.mark.parametrize(
+    ("query", "fulltext_factor"),
+    [(LEAVE_QUESTION, 0.5), ("annual leave carryover rulez", 1.0), ("leave carryover?", 0.5)],
+)
 def test_adaptive_fusion_sets_the_share_per_query_and_scales_full_text_by_its_coverage(
-    handbook, boss, settings, query
+    handbook, boss, settings, query, fulltext_factor
 ):
     """The default fusion: the vector share is the vector ranking's peak over the sum of both
-    rankings' peaks; full text's normalised score is scaled by its best passage's BM25 over
-    that of an average passage holding the query's lexemes once (at most 1); a word no
-    passage holds ("rulez") counts for neither."""
+    rankings' peaks, and a question gives full text half of the rest; full text's normalised
+    score is scaled by its best passage's BM25 over that of an average passage holding the
+    query's lexemes once (at most 1); a word no passage holds ("rulez") counts for neither."""
     assert settings.SEARCH_FUSION == "adaptive"
     dense = passages_search(user=boss, query=query, k=50, mode="dense").passages
     fulltext = passages_search(user=boss, query=query, k=50, mode="fulltext").passages
     fused = passages_search(user=boss, query=query, k=50).passages
     similarities = [p.similarity for p in dense]
     bm25 = [p.bm25 for p in fulltext]
-    share = _peak(similarities) / (_peak(similarities) + _peak(bm25))
+    share = 1 - fulltext_factor * _peak(bm25) / (_peak(similarities) + _peak(bm25))
     coverage = min(1.0, bm25[0] / _full_match(query, settings.FTS_CONFIG))
     assert 0 < share < 1 and 0 < coverage <= 1
 
@@ -160,6 +163,26 @@ def test_adaptive_fusion_follows_full_text_where_one_passage_holds_a_rare_identi
     fulltext = passages_search(user=boss, query=query, k=5, mode="fulltext").passages
     assert [p.source for p in fulltext] == ["asset.md"]
     assert passages_search(user=boss, query=query, k=5).passages[0].source == "asset.md"
+
+
+@pytest.mark.parametrize(
+    ("query", "question"),
+    [
+        ("How many days of annual leave?", True),
+        ("what is the carryover limit", True),
+        ("  Does the canteen open on Sundays", True),
+        ("leave carryover?", True),
+        ("Is travel insured? ", True),
+        ("Give me all policies on travel", True),
+        ("list comprehension", False),
+        ("annual leave carryover", False),
+        ("Will Smith films", False),
+        ("howto leave", False),
+        ("QX-7731-B", False),
+    ],
+)
+def test_a_question_is_told_by_its_question_mark_or_its_first_word(query, question):
+    assert is_question(query) is question
 
 
 def test_a_zero_weight_leaves_the_other_rankings_order(handbook, boss):
