@@ -21,6 +21,9 @@ format. The queries are derived by rule, never chosen or read while tuning:
   of Perl's manual (perl-doc: the FAQ and every other page), each a document without its
   heading, titled by its page; a heading that is a question naming one section only is the
   query for it.
+- perl-keywords (the same questions typed as keywords, as many of MS MARCO's are):
+  perl-questions' documents and queries, each query lowercased and without its function
+  words (KEYWORDS_DROPPED) and punctuation.
 
 Each collection holds at most CORPUS_SIZE documents (the judged ones and a seeded sample of
 the rest) and QUERIES queries (a seeded sample)."""
@@ -53,6 +56,7 @@ PACKAGES = {
     "manpage-synonyms": ["manpages", "manpages-dev", "wordnet-base"],
     "wordnet-keywords": ["wordnet-base", "dict-gcide"],
     "perl-questions": ["perl-doc"],
+    "perl-keywords": ["perl-doc"],
 }
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
@@ -335,6 +339,26 @@ def perl_questions(root: Path) -> tuple[dict, dict, dict]:
     return corpus, queries, qrels
 
 
+# The function words a question loses when typed as keywords.
+_FUNCTION_WORDS = (
+    "a an the i my me we you your it its is are was were be been do does did how what why "
+    "where when which who whom whose can could should would will to of in on for with from by "
+    "at or and as if that this these those there here not no yes so than then into about out "
+    "up down get got have has had"
+)
+KEYWORDS_DROPPED = frozenset(_FUNCTION_WORDS.split())
+_KEYWORD = re.compile(r"[\w'#:/.-]+")
+
+
+def perl_keywords(root: Path) -> tuple[dict, dict, dict]:
+    corpus, questions, qrels = perl_questions(root)
+    queries = {}
+    for qid, question in questions.items():
+        words = [w.strip(".") for w in _KEYWORD.findall(question.lower())]
+        queries[qid] = " ".join(w for w in words if w and w not in KEYWORDS_DROPPED)
+    return corpus, queries, qrels
+
+
 BUILDERS: dict[str, Callable[[Path], tuple[dict, dict, dict]]] = {
     "python-headings": python_headings,
     "postgres-lead": postgres_lead,
@@ -342,6 +366,7 @@ BUILDERS: dict[str, Callable[[Path], tuple[dict, dict, dict]]] = {
     "manpage-synonyms": manpage_synonyms,
     "wordnet-keywords": wordnet_keywords,
     "perl-questions": perl_questions,
+    "perl-keywords": perl_keywords,
 }
 
 

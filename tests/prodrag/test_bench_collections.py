@@ -3,7 +3,7 @@
 
 import gzip
 
-from bench.collections.build import perl_questions, wordnet_gcide, wordnet_keywords
+from bench.collections.build import perl_keywords, perl_questions, wordnet_gcide, wordnet_keywords
 
 POD = """=head1 NAME
 
@@ -57,6 +57,9 @@ def test_perl_questions_are_headings_that_ask_about_one_section_only(tmp_path):
     assert "The <file handle> works" in answer
     assert "Nothing of this block" not in answer and "X<" not in answer
     assert not any("timestamp?" in row["text"] for row in corpus.values())
+    keyword_corpus, keywords, keyword_qrels = perl_keywords(tmp_path)
+    assert keyword_corpus == corpus and keyword_qrels == qrels
+    assert keywords == {qid: "file's timestamp"}
 
 
 def test_wordnet_queries_are_another_dictionarys_definition_whole_or_its_first_words(tmp_path):
