@@ -549,13 +549,10 @@ def _fused_sql(spec: Statement, params: dict) -> str:
         share = f"CROSS JOIN LATERAL (SELECT {default}::float8 AS dense) share"
     # Each branch is read once, here (a second reader would make PostgreSQL materialise it);
     # the adaptive fusion's figures are window aggregates over the joined candidates.
-    peaks = (
-        f""",
-                   {_peaks_sql()}"""
-        if adaptive
-        else ""
-    )
+    peaks = ""
     if adaptive:
+        peaks = f""",
+                   {_peaks_sql()}"""
         params["fulltext_factor"] = QUESTION_FULLTEXT_FACTOR if is_question(spec.text) else 1.0
     return f"""SELECT j.id, j.document_id, j.dense_rank, j.fulltext_rank, j.similarity, j.bm25,
                       {score} AS score, share.dense AS dense_share,

@@ -115,22 +115,41 @@ def _manual_sections(folder: Path) -> list[tuple[str, str, list[str]]]:
     ]
 
 
-def python_headings(root: Path) -> tuple[dict, dict, dict]:
-    sections = _manual_sections(root / "usr/share/doc/python3.11/html")
-    strip_number = re.compile(r"^[\d.]+\s+")
-    named = Counter(strip_number.sub("", heading).lower() for _, heading, _ in sections)
+def _headed_sections(
+    sections: list[tuple[str, str, list[str]]],
+    prefix: str,
+    asks: Callable[[str, str], bool],
+    name: Callable[[str], str] = str,
+) -> tuple[dict, dict, dict]:
+    """Each (title, heading, paragraphs) section of 25 words or more a document without its
+    heading, titled by its page; its heading, `name`d, the query for it where no other
+    section has that heading and `asks(title, heading)`."""
+    named = Counter(name(heading).lower() for _, heading, _ in sections)
     corpus, queries, qrels = {}, {}, {}
     for number, (title, heading, blocks) in enumerate(sections):
         text = " ".join(blocks)
         if _words(text) < 25:
             continue
-        doc = f"py{number}"
+        doc = f"{prefix}{number}"
         corpus[doc] = {"title": title, "text": text}
-        query = strip_number.sub("", heading)
-        unique = named[query.lower()] == 1 and query != strip_number.sub("", title)
-        if unique and 2 <= _words(query) <= 12:
+        query = name(heading)
+        if named[query.lower()] == 1 and asks(title, query):
             queries[f"q{doc}"], qrels[f"q{doc}"] = query, {doc: 1}
     return corpus, queries, qrels
+
+
+def python_headings(root: Path) -> tuple[dict, dict, dict]:
+    strip_number = re.compile(r"^[\d.]+\s+")
+
+    def unnumbered(heading: str) -> str:
+        return strip_number.sub("", heading)
+
+    return _headed_sections(
+        _manual_sections(root / "usr/share/doc/python3.11/html"),
+        "py",
+        lambda title, query: query != unnumbered(title) and 2 <= _words(query) <= 12,
+        unnumbered,
+    )
 
 
 def postgres_lead(root: Path) -> tuple[dict, dict, dict]:
@@ -325,18 +344,11 @@ def _pod_sections(page: Path) -> Iterator[tuple[str, str, list[str]]]:
 
 def perl_questions(root: Path) -> tuple[dict, dict, dict]:
     pages = sorted((root / "usr/share/perl").glob("*/pod/*.pod"))
-    sections = [section for page in pages for section in _pod_sections(page)]
-    named = Counter(heading.lower() for _, heading, _ in sections)
-    corpus, queries, qrels = {}, {}, {}
-    for number, (title, heading, blocks) in enumerate(sections):
-        text = " ".join(blocks)
-        if _words(text) < 25:
-            continue
-        doc = f"pl{number}"
-        corpus[doc] = {"title": title, "text": text}
-        if heading.endswith("?") and named[heading.lower()] == 1 and 3 <= _words(heading) <= 25:
-            queries[f"q{doc}"], qrels[f"q{doc}"] = heading, {doc: 1}
-    return corpus, queries, qrels
+    return _headed_sections(
+        [section for page in pages for section in _pod_sections(page)],
+        "pl",
+        lambda title, query: query.endswith("?") and 3 <= _words(query) <= 25,
+    )
 
 
 # The function words a question loses when typed as keywords.
